@@ -1,0 +1,61 @@
+/* atladmin.c: luaopen_atladmin_core, the module table (new, _VERSION, null) and one-time
+ * library set-up. The only exported symbol of the module. */
+#include <string.h>
+#include "internal.h"
+
+#if LUA_VERSION_NUM < 502 && !defined(LUA_JITLIBNAME)
+void atl_setfuncs_51(lua_State *L, const luaL_Reg *l, int nup) {
+  int i;
+  for (; l->name; l++) {
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+
+void *atl_testudata_51(lua_State *L, int i, const char *tname) {
+  void *p = lua_touserdata(L, i);
+  int same;
+  if (!p || !lua_getmetatable(L, i)) return NULL;
+  luaL_getmetatable(L, tname);
+  same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? p : NULL;
+}
+#endif
+
+static int curl_ready = 0;
+
+static int mod_curl_version(lua_State *L) {
+  lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
+  return 1;
+}
+
+__attribute__((visibility("default"))) int luaopen_atladmin_core(lua_State *L);
+
+int luaopen_atladmin_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {
+      {"new", atl_client_new},
+      {"curl_version", mod_curl_version},
+      {NULL, NULL}};
+  if (!curl_ready) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "atladmin: curl_global_init failed");
+    curl_ready = 1;
+  }
+  atl_register_error(L);
+  atl_register_client(L);
+  lua_createtable(L, 0, 8);
+  atl_setfuncs(L, funcs, 0);
+  lua_pushliteral(L, ATLADMIN_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  atl_push_null(L);
+  lua_setfield(L, -2, "null");
+  luaL_getmetatable(L, ATL_CLIENT_MT);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "Client");
+  lua_pop(L, 1);
+  luaL_getmetatable(L, ATL_ERROR_MT);
+  lua_setfield(L, -2, "Error");
+  return 1;
+}

@@ -1,0 +1,235 @@
+/* client.c: the atladmin.Client userdata: options, lifetime (close/__gc/__close) and the
+ * API methods, each one request built, sent and decoded. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#define BASE_URL_MAX 2048
+
+static atl_client *check_client(lua_State *L, const char *method) {
+  atl_client *c = luaL_checkudata(L, 1, ATL_CLIENT_MT);
+  if (c->closed) luaL_error(L, "atladmin: %s called on a closed client", method);
+  return c;
+}
+
+static char *dup_or_raise(lua_State *L, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (!d) luaL_error(L, "not enough memory");
+  memcpy(d, s, n);
+  return d;
+}
+
+static void wipe(char *p, size_t n) {
+  volatile char *v = p;
+  while (n--) *v++ = 0;
+}
+
+/* Frees everything the client owns; safe to call any number of times (close and __gc). */
+static void client_release(atl_client *c) {
+  if (c->easy) curl_easy_cleanup(c->easy);
+  c->easy = NULL;
+  curl_slist_free_all(c->headers);
+  curl_slist_free_all(c->headers_body);
+  c->headers = c->headers_body = NULL;
+  if (c->token) {
+    wipe(c->token, c->token_len);
+    free(c->token);
+  }
+  c->token = NULL;
+  c->token_len = 0;
+  free(c->base_url);
+  free(c->user_agent);
+  c->base_url = c->user_agent = NULL;
+  atl_buf_free(&c->body);
+  c->closed = 1;
+}
+
+static int client_gc(lua_State *L) {
+  atl_client *c = luaL_checkudata(L, 1, ATL_CLIENT_MT);
+  client_release(c);
+  return 0;
+}
+
+static int client_close(lua_State *L) {
+  client_gc(L);
+  return 0;
+}
+
+static int client_tostring(lua_State *L) {
+  atl_client *c = luaL_checkudata(L, 1, ATL_CLIENT_MT);
+  if (c->closed)
+    lua_pushliteral(L, "atladmin.client (closed)");
+  else
+    lua_pushfstring(L, "atladmin.client (%s)", c->base_url);
+  return 1;
+}
+
+/* ---- options ---- */
+
+typedef struct opt_values {
+  const char *token, *base_url, *user_agent, *ca_file, *proxy;
+  atl_options o;
+} opt_values;
+
+static double opt_number(lua_State *L, const char *name, double min, double max) {
+  double v;
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    luaL_error(L, "atladmin.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
+  v = (double)lua_tonumber(L, -1);
+  if (!(v >= min && v <= max))
+    luaL_error(L, "atladmin.new: option '%s' must be between %f and %f", name, min, max);
+  return v;
+}
+
+static const char *opt_string(lua_State *L, const char *name) {
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "atladmin.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
+  return lua_tostring(L, -1);
+}
+
+static void read_option(lua_State *L, const char *k, opt_values *v) {
+  if (strcmp(k, "token") == 0) v->token = opt_string(L, k);
+  else if (strcmp(k, "base_url") == 0) v->base_url = opt_string(L, k);
+  else if (strcmp(k, "user_agent") == 0) v->user_agent = opt_string(L, k);
+  else if (strcmp(k, "ca_file") == 0) v->ca_file = opt_string(L, k);
+  else if (strcmp(k, "proxy") == 0) v->proxy = opt_string(L, k);
+  else if (strcmp(k, "timeout") == 0) v->o.timeout = opt_number(L, k, 0.001, 86400);
+  else if (strcmp(k, "connect_timeout") == 0) v->o.connect_timeout = opt_number(L, k, 0.001, 86400);
+  else if (strcmp(k, "retries") == 0) {
+    double r = opt_number(L, k, 0, 100);
+    if (r != (double)(int)r) luaL_error(L, "atladmin.new: option 'retries' must be a whole number");
+    v->o.retries = (int)r;
+  }
+  else if (strcmp(k, "backoff_base") == 0) v->o.backoff_base = opt_number(L, k, 0, 3600);
+  else if (strcmp(k, "backoff_max") == 0) v->o.backoff_max = opt_number(L, k, 0, 3600);
+  else if (strcmp(k, "max_retry_wait") == 0) v->o.max_retry_wait = opt_number(L, k, 0, 86400);
+  else if (strcmp(k, "max_body") == 0) v->o.max_body = (size_t)opt_number(L, k, 1024, 1024.0 * 1024 * 1024);
+  else luaL_error(L, "atladmin.new: unknown option '%s'", k);
+}
+
+static void read_options(lua_State *L, int idx, opt_values *v) {
+  memset(v, 0, sizeof *v);
+  v->base_url = "https://api.atlassian.com";
+  v->o.timeout = 30;
+  v->o.connect_timeout = 10;
+  v->o.retries = 4;
+  v->o.backoff_base = 5;
+  v->o.backoff_max = 30;
+  v->o.max_retry_wait = 60;
+  v->o.max_body = 8u * 1024 * 1024;
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "atladmin.new: option names must be strings");
+    read_option(L, lua_tostring(L, -2), v);
+    lua_pop(L, 1);
+  }
+}
+
+static void check_token(lua_State *L, const char *t) {
+  const char *p;
+  if (!t || !*t)
+    luaL_error(L, "atladmin.new: no admin key: pass token= or set ATLASSIAN_ADMIN_TOKEN");
+  for (p = t; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      luaL_error(L, "atladmin.new: option 'token' contains a control character (CR, LF, ...)");
+}
+
+int atl_client_new(lua_State *L) {
+  opt_values v;
+  char norm[BASE_URL_MAX], ua[128];
+  const char *problem;
+  atl_client *c;
+  const curl_version_info_data *cv;
+  lua_settop(L, 1);
+  read_options(L, 1, &v);
+  if (!v.token) v.token = getenv("ATLASSIAN_ADMIN_TOKEN");
+  check_token(L, v.token);
+  if (v.user_agent) {
+    const char *p;
+    for (p = v.user_agent; *p; p++)
+      if ((unsigned char)*p < 0x20) luaL_error(L, "atladmin.new: option 'user_agent' contains a control character");
+  }
+  problem = atl_check_base_url(v.base_url, norm, sizeof norm);
+  if (problem) luaL_error(L, "atladmin.new: option 'base_url' %s", problem);
+
+  c = atl_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  c->closed = 1; /* until everything is in place; __gc frees whatever was acquired */
+  luaL_getmetatable(L, ATL_CLIENT_MT);
+  lua_setmetatable(L, -2);
+  c->opt = v.o;
+  c->base_url = dup_or_raise(L, norm);
+  c->token = dup_or_raise(L, v.token);
+  c->token_len = strlen(v.token);
+  if (v.user_agent) {
+    c->user_agent = dup_or_raise(L, v.user_agent);
+  } else {
+    cv = curl_version_info(CURLVERSION_NOW);
+    snprintf(ua, sizeof ua, "atladmin/%s libcurl/%s", ATLADMIN_VERSION, cv->version);
+    c->user_agent = dup_or_raise(L, ua);
+  }
+  problem = atl_transport_init(c, v.ca_file, v.proxy);
+  if (problem) {
+    client_release(c);
+    luaL_error(L, "atladmin.new: %s", problem);
+  }
+  c->closed = 0;
+  return 1;
+}
+
+/* ---- calls ---- */
+
+/* One API call: ids from arguments 2.., then build, send, decode. */
+static int call(lua_State *L, const atl_op *op, const char *const *names, const char *body, size_t body_len) {
+  atl_client *c = check_client(L, op->name);
+  const char *segs[4];
+  size_t lens[4];
+  atl_reply r;
+  int i;
+  for (i = 0; i < op->nsegs; i++) atl_check_id(L, i + 2, names[i], &segs[i], &lens[i]);
+  atl_push_url(L, c->base_url, op, segs, lens, NULL);
+  atl_transport_perform(c, op, lua_tostring(L, -1), body, body_len, &r);
+  return atl_push_reply(L, &r);
+}
+
+static int client_tokens(lua_State *L) {
+  static const char *const names[] = {"account_id"};
+  return call(L, &atl_op_tokens, names, NULL, 0);
+}
+
+static int client_revoke(lua_State *L) {
+  static const char *const names[] = {"account_id", "token_id"};
+  return call(L, &atl_op_revoke, names, NULL, 0);
+}
+
+static int client_base_url(lua_State *L) {
+  atl_client *c = check_client(L, "base_url");
+  lua_pushstring(L, c->base_url);
+  return 1;
+}
+
+void atl_register_client(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"tokens", client_tokens},
+      {"revoke", client_revoke},
+      {"close", client_close},
+      {"base_url", client_base_url},
+      {NULL, NULL}};
+  static const luaL_Reg meta[] = {
+      {"__gc", client_gc},
+      {"__close", client_gc},
+      {"__tostring", client_tostring},
+      {NULL, NULL}};
+  luaL_newmetatable(L, ATL_CLIENT_MT);
+  atl_setfuncs(L, meta, 0);
+  lua_createtable(L, 0, 8);
+  atl_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "atladmin.Client");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
