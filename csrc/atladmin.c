@@ -38,6 +38,7 @@ int luaopen_atladmin_core(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"new", atl_client_new},
       {"curl_version", mod_curl_version},
+      {"array", atl_mark_array},
       {NULL, NULL}};
   if (!curl_ready) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "atladmin: curl_global_init failed");

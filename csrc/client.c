@@ -183,28 +183,122 @@ int atl_client_new(lua_State *L) {
 
 /* ---- calls ---- */
 
-/* One API call: ids from arguments 2.., then build, send, decode. */
-static int call(lua_State *L, const atl_op *op, const char *const *names, const char *body, size_t body_len) {
+/* Checks the ids in arguments 2.. (named by names) and pushes the request URL. */
+static atl_client *prepare(lua_State *L, const atl_op *op, const char *const *names, const char *query) {
   atl_client *c = check_client(L, op->name);
   const char *segs[4];
   size_t lens[4];
-  atl_reply r;
   int i;
   for (i = 0; i < op->nsegs; i++) atl_check_id(L, i + 2, names[i], &segs[i], &lens[i]);
-  atl_push_url(L, c->base_url, op, segs, lens, NULL);
+  atl_push_url(L, c->base_url, op, segs, lens, query);
+  return c;
+}
+
+/* Sends the request whose URL is on top of the stack and pushes the call's results. */
+static int send_call(lua_State *L, atl_client *c, const atl_op *op, const char *body, size_t body_len) {
+  atl_reply r;
   atl_transport_perform(c, op, lua_tostring(L, -1), body, body_len, &r);
   return atl_push_reply(L, &r);
 }
 
+static const char *const account_arg[] = {"account_id"};
+static const char *const org_arg[] = {"org_id"};
+
 static int client_tokens(lua_State *L) {
-  static const char *const names[] = {"account_id"};
-  return call(L, &atl_op_tokens, names, NULL, 0);
+  atl_client *c = prepare(L, &atl_op_tokens, account_arg, NULL);
+  return send_call(L, c, &atl_op_tokens, NULL, 0);
 }
 
 static int client_revoke(lua_State *L) {
   static const char *const names[] = {"account_id", "token_id"};
-  return call(L, &atl_op_revoke, names, NULL, 0);
+  atl_client *c = prepare(L, &atl_op_revoke, names, NULL);
+  return send_call(L, c, &atl_op_revoke, NULL, 0);
 }
+
+/* permissions(account_id [, {"apiToken.read", ...}]) */
+static int client_permissions(lua_State *L) {
+  atl_client *c;
+  int i, n;
+  lua_settop(L, 3);
+  if (!lua_isnil(L, 3)) {
+    luaL_argcheck(L, lua_istable(L, 3), 3, "privileges: expected a list of privilege names");
+    n = (int)atl_rawlen(L, 3);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, 3, i);
+      if (lua_type(L, -1) != LUA_TSTRING || atl_rawlen(L, -1) == 0)
+        luaL_argerror(L, 3, lua_pushfstring(L, "privileges[%d] must be a non-empty string", i));
+      lua_pop(L, 1);
+    }
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, "privileges");
+    atl_push_query(L, -1, "privileges");
+  } else {
+    lua_pushnil(L);
+    lua_pushliteral(L, "");
+  }
+  c = prepare(L, &atl_op_permissions, account_arg, lua_tostring(L, -1));
+  return send_call(L, c, &atl_op_permissions, NULL, 0);
+}
+
+static int client_profile(lua_State *L) {
+  atl_client *c = prepare(L, &atl_op_profile, account_arg, NULL);
+  return send_call(L, c, &atl_op_profile, NULL, 0);
+}
+
+/* update_profile(account_id, fields): fields are checked and encoded before anything is sent. */
+static int client_update_profile(lua_State *L) {
+  atl_client *c;
+  size_t len;
+  const char *body;
+  lua_settop(L, 3);
+  check_client(L, "update_profile");
+  luaL_argcheck(L, lua_istable(L, 3), 3, "fields: expected a table");
+  atl_push_json_text(L, 3, "fields");
+  c = prepare(L, &atl_op_update_profile, account_arg, NULL);
+  body = lua_tolstring(L, -2, &len);
+  return send_call(L, c, &atl_op_update_profile, body, len);
+}
+
+/* disable(account_id [, message]) */
+static int client_disable(lua_State *L) {
+  atl_client *c;
+  size_t len = 0;
+  const char *body = "";
+  lua_settop(L, 3);
+  check_client(L, "disable");
+  if (!lua_isnil(L, 3)) {
+    luaL_argcheck(L, lua_type(L, 3) == LUA_TSTRING, 3, "message: expected a string");
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 3);
+    lua_setfield(L, -2, "message");
+    atl_push_json_text(L, -1, "message");
+  } else {
+    lua_pushnil(L);
+    lua_pushliteral(L, "");
+  }
+  c = prepare(L, &atl_op_disable, account_arg, NULL);
+  body = lua_tolstring(L, -2, &len);
+  return send_call(L, c, &atl_op_disable, body, len);
+}
+
+static int client_enable(lua_State *L) {
+  atl_client *c = prepare(L, &atl_op_enable, account_arg, NULL);
+  return send_call(L, c, &atl_op_enable, "", 0);
+}
+
+/* One page of an Organizations listing; query carries the cursor and filters. */
+static int page(lua_State *L, const atl_op *op) {
+  atl_client *c;
+  lua_settop(L, 3);
+  check_client(L, op->name);
+  atl_push_query(L, 3, "query");
+  c = prepare(L, op, org_arg, lua_tostring(L, -1));
+  return send_call(L, c, op, NULL, 0);
+}
+
+static int client_org_users_page(lua_State *L) { return page(L, &atl_op_org_users); }
+static int client_org_tokens_page(lua_State *L) { return page(L, &atl_op_org_tokens); }
 
 static int client_base_url(lua_State *L) {
   atl_client *c = check_client(L, "base_url");
@@ -216,6 +310,13 @@ void atl_register_client(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"tokens", client_tokens},
       {"revoke", client_revoke},
+      {"permissions", client_permissions},
+      {"profile", client_profile},
+      {"update_profile", client_update_profile},
+      {"disable", client_disable},
+      {"enable", client_enable},
+      {"org_users_page", client_org_users_page},
+      {"org_tokens_page", client_org_tokens_page},
       {"close", client_close},
       {"base_url", client_base_url},
       {NULL, NULL}};

@@ -5,25 +5,35 @@
 #include <cjson/cJSON.h>
 #include "internal.h"
 
-/* A userdata that owns a cJSON tree, so an error raised while converting cannot leak it. */
+/* A userdata that owns one malloc'ed thing (a cJSON tree, a printed string) and frees it in
+ * __gc, so an error raised while it is in use cannot leak it. */
+typedef struct atl_box {
+  void *p;
+  void (*release)(void *);
+} atl_box;
+
 static int box_gc(lua_State *L) {
-  cJSON **box = lua_touserdata(L, 1);
-  if (box && *box) {
-    cJSON_Delete(*box);
-    *box = NULL;
+  atl_box *box = lua_touserdata(L, 1);
+  if (box && box->p) {
+    box->release(box->p);
+    box->p = NULL;
   }
   return 0;
 }
 
-void atl_push_json_box(lua_State *L) {
-  cJSON **box = atl_newuserdata(L, sizeof *box);
-  *box = NULL;
+void **atl_push_box(lua_State *L, void (*release)(void *)) {
+  atl_box *box = atl_newuserdata(L, sizeof *box);
+  box->p = NULL;
+  box->release = release;
   if (luaL_newmetatable(L, ATL_BOX_MT)) {
     lua_pushcfunction(L, box_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
+  return &box->p;
 }
+
+static void release_tree(void *p) { cJSON_Delete(p); }
 
 /* JSON null inside arrays: a sentinel that keeps positions (members that are null are dropped). */
 void atl_push_null(lua_State *L) { lua_pushlightuserdata(L, NULL); }
@@ -139,10 +149,8 @@ static const char *token_problem(const cJSON *t) {
 
 /* Parses the body into a boxed tree (box left on the stack); NULL with *why set on failure. */
 static cJSON *parse_boxed(lua_State *L, const atl_reply *r, const char **why) {
-  cJSON **box;
+  void **box = atl_push_box(L, release_tree);
   cJSON *tree;
-  atl_push_json_box(L);
-  box = lua_touserdata(L, -1);
   if (r->body_len == 0) {
     *why = "empty response body where JSON was expected";
     return NULL;
@@ -157,9 +165,9 @@ static cJSON *parse_boxed(lua_State *L, const atl_reply *r, const char **why) {
 }
 
 static void box_release(lua_State *L, int idx) {
-  cJSON **box = lua_touserdata(L, idx);
-  if (*box) cJSON_Delete(*box);
-  *box = NULL;
+  atl_box *box = lua_touserdata(L, idx);
+  if (box->p) box->release(box->p);
+  box->p = NULL;
   lua_remove(L, idx);
 }
 
@@ -176,6 +184,16 @@ static int push_success(lua_State *L, const atl_reply *r) {
   if (tree && r->op->result == ATL_RES_TOKENS) {
     if (!cJSON_IsArray(tree)) why = "expected a JSON array of tokens";
     for (t = tree->child; !why && t; t = t->next) why = token_problem(t);
+  } else if (tree && r->op->result == ATL_RES_ACCOUNT) {
+    /* {"account": {...}}: the account object is the result */
+    t = cJSON_GetObjectItemCaseSensitive(tree, "account");
+    if (!cJSON_IsObject(t)) why = "expected a JSON object with an 'account' object";
+    else tree = t;
+  } else if (tree && r->op->result == ATL_RES_PAGE) {
+    t = cJSON_GetObjectItemCaseSensitive(tree, "data");
+    if (!cJSON_IsObject(tree) || !cJSON_IsArray(t)) why = "expected a JSON page object with a 'data' array";
+  } else if (tree && !cJSON_IsObject(tree)) {
+    why = "expected a JSON object";
   }
   if (!why && !atl_push_json(L, tree, 0)) why = "response JSON nests too deeply";
   if (why) {

@@ -23,7 +23,7 @@ typedef struct atl_buf {
 } atl_buf;
 
 /* One API operation: method, path template ('%' marks an encoded segment), expected status. */
-typedef enum { ATL_RES_TOKENS, ATL_RES_JSON, ATL_RES_NONE } atl_result_kind;
+typedef enum { ATL_RES_TOKENS, ATL_RES_JSON, ATL_RES_ACCOUNT, ATL_RES_PAGE, ATL_RES_NONE } atl_result_kind;
 typedef struct atl_op {
   const char *name;
   const char *method;
@@ -33,7 +33,8 @@ typedef struct atl_op {
   atl_result_kind result;
 } atl_op;
 
-extern const atl_op atl_op_tokens, atl_op_revoke;
+extern const atl_op atl_op_tokens, atl_op_revoke, atl_op_permissions, atl_op_profile,
+    atl_op_update_profile, atl_op_disable, atl_op_enable, atl_op_org_users, atl_op_org_tokens;
 
 /* What one finished call looks like to the decoder, whichever transport produced it. */
 typedef struct atl_reply {
@@ -106,11 +107,18 @@ void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
 int atl_is_retryable_status(long status);
 double atl_backoff_delay(const atl_options *o, int attempt, double retry_after, unsigned long long *rng);
 
+void atl_push_query(lua_State *L, int idx, const char *what);
+
 /* decode.c: JSON -> Lua and replies -> results */
 int atl_push_json(lua_State *L, const void *cjson_item, int depth);
 int atl_push_reply(lua_State *L, const atl_reply *r);
-void atl_push_json_box(lua_State *L);
+void **atl_push_box(lua_State *L, void (*release)(void *));
 void atl_push_null(lua_State *L);
+
+/* encode.c: Lua -> JSON text (request bodies) */
+void atl_push_json_text(lua_State *L, int idx, const char *what);
+int atl_is_array_marked(lua_State *L, int idx);
+int atl_mark_array(lua_State *L);
 
 /* errors.c */
 void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const char *message);

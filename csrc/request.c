@@ -9,7 +9,17 @@
 const atl_op atl_op_tokens = {"tokens", "GET", "/users/%/manage/api-tokens", 1, 200, ATL_RES_TOKENS};
 const atl_op atl_op_revoke = {"revoke", "DELETE", "/users/%/manage/api-tokens/%", 2, 204, ATL_RES_NONE};
 
-static const atl_op *const all_ops[] = {&atl_op_tokens, &atl_op_revoke, NULL};
+const atl_op atl_op_permissions = {"permissions", "GET", "/users/%/manage", 1, 200, ATL_RES_JSON};
+const atl_op atl_op_profile = {"profile", "GET", "/users/%/manage/profile", 1, 200, ATL_RES_ACCOUNT};
+const atl_op atl_op_update_profile = {"update_profile", "PATCH", "/users/%/manage/profile", 1, 200, ATL_RES_ACCOUNT};
+const atl_op atl_op_disable = {"disable", "POST", "/users/%/manage/lifecycle/disable", 1, 204, ATL_RES_NONE};
+const atl_op atl_op_enable = {"enable", "POST", "/users/%/manage/lifecycle/enable", 1, 204, ATL_RES_NONE};
+const atl_op atl_op_org_users = {"org_users_page", "GET", "/admin/v1/orgs/%/users", 1, 200, ATL_RES_PAGE};
+const atl_op atl_op_org_tokens = {"org_tokens_page", "GET", "/admin/api-access/v1/orgs/%/api-tokens", 1, 200, ATL_RES_PAGE};
+
+static const atl_op *const all_ops[] = {&atl_op_tokens, &atl_op_revoke, &atl_op_permissions,
+                                        &atl_op_profile, &atl_op_update_profile, &atl_op_disable,
+                                        &atl_op_enable, &atl_op_org_users, &atl_op_org_tokens, NULL};
 
 const atl_op *atl_op_by_name(const char *name) {
   int i;
@@ -144,4 +154,88 @@ void atl_push_url(lua_State *L, const char *base, const atl_op *op,
     luaL_addstring(&b, query);
   }
   luaL_pushresult(&b);
+}
+
+/* Pushes "key=value", both encoded; the value at vidx must be a string, number or boolean. */
+static void push_pair(lua_State *L, int kidx, int vidx, const char *what) {
+  luaL_Buffer b;
+  const char *k, *v;
+  size_t klen, vlen;
+  int t = lua_type(L, vidx);
+  k = lua_tolstring(L, kidx, &klen);
+  if (t == LUA_TBOOLEAN) {
+    lua_pushstring(L, lua_toboolean(L, vidx) ? "true" : "false");
+    lua_replace(L, vidx);
+  } else if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    luaL_error(L, "%s: query value for '%s' must be a string, number or boolean, got %s", what, k,
+               luaL_typename(L, vidx));
+  }
+  v = lua_tolstring(L, vidx, &vlen); /* vidx is a scratch copy: converting it in place is fine */
+  luaL_buffinit(L, &b);
+  atl_encode_segment(&b, k, klen);
+  luaL_addchar(&b, '=');
+  atl_encode_segment(&b, v, vlen);
+  luaL_pushresult(&b);
+}
+
+/* Pushes the query string for a table of name -> value or name -> {values...}: names sorted,
+ * so the same table always gives the same URL; "" for nil. Everything stays owned by Lua. */
+void atl_push_query(lua_State *L, int idx, const char *what) {
+  luaL_Buffer b;
+  int n = 0, parts = 0, i, j, names, pieces;
+  idx = atl_absindex(L, idx);
+  if (lua_isnoneornil(L, idx)) {
+    lua_pushliteral(L, "");
+    return;
+  }
+  if (!lua_istable(L, idx)) luaL_error(L, "%s: expected a table of query parameters", what);
+  lua_newtable(L);
+  names = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: query parameter names must be strings", what);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, names, ++n);
+  }
+  lua_getglobal(L, "table");
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "sort");
+    if (lua_isfunction(L, -1)) {
+      lua_pushvalue(L, names);
+      lua_call(L, 1, 0);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  pieces = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, names, i);
+    lua_pushvalue(L, -1);
+    lua_gettable(L, idx);
+    if (lua_istable(L, -1)) {
+      int len = (int)atl_rawlen(L, -1);
+      for (j = 1; j <= len; j++) {
+        lua_rawgeti(L, -1, j);
+        push_pair(L, -3, lua_gettop(L), what);
+        lua_rawseti(L, pieces, ++parts);
+        lua_pop(L, 1);
+      }
+    } else {
+      push_pair(L, -2, lua_gettop(L), what);
+      lua_rawseti(L, pieces, ++parts);
+    }
+    lua_pop(L, 2);
+  }
+  luaL_buffinit(L, &b);
+  for (i = 1; i <= parts; i++) {
+    if (i > 1) luaL_addchar(&b, '&');
+    lua_rawgeti(L, pieces, i);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  lua_replace(L, names);
+  lua_settop(L, names);
 }
