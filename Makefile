@@ -74,3 +74,19 @@ demo: deps all
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- portability: other Lua ABIs, install, LuaRocks ----------------------------------------
+# (targets for several ABIs at once and `make install` go here)
+
+
+# ---- hardening: sanitizers, valgrind, fuzzing ----------------------------------------------
+# (asan, valgrind, fuzz, check-all go here)
+
+
+# ---- scale: benchmarks ---------------------------------------------------------------------
+# (bench goes here)
+
+
+# ---- command line: the atladmin command -------------------------------------------------------
+# (anything the CLI needs to build or install goes here)
+
