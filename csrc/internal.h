@@ -68,6 +68,14 @@ typedef struct atl_options {
   size_t max_body;
 } atl_options;
 
+/* Where one attempt's response metadata is copied (reply strings point into it). */
+typedef struct atl_reply_bufs {
+  char errbuf[CURL_ERROR_SIZE];
+  char content_type[128];
+  char rl_reset[64];
+  char location[512];
+} atl_reply_bufs;
+
 typedef struct atl_client {
   CURL *easy;
   struct curl_slist *headers;       /* Accept (+ nothing secret) */
@@ -79,10 +87,7 @@ typedef struct atl_client {
   atl_options opt;
   unsigned long long rng;
   atl_buf body;
-  char errbuf[CURL_ERROR_SIZE];
-  char content_type[128];
-  char rl_reset[64];
-  char location[512];
+  atl_reply_bufs rb;
   int closed;
 } atl_client;
 
@@ -106,6 +111,13 @@ void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
                            const char *body, size_t body_len, atl_reply *r);
 int atl_is_retryable_status(long status);
 double atl_backoff_delay(const atl_options *o, int attempt, double retry_after, unsigned long long *rng);
+/* the pieces of one attempt, shared with multi.c */
+double atl_now(void);
+size_t atl_on_body(char *p, size_t size, size_t n, void *buf);
+void atl_set_method(CURL *e, struct curl_slist *headers, struct curl_slist *headers_body,
+                    const char *method, const char *body, size_t body_len);
+void atl_attempt_done(CURL *e, CURLcode rc, const atl_buf *body, atl_reply_bufs *rb, atl_reply *r);
+int atl_retry_wait(const atl_options *o, atl_reply *r, int attempt, unsigned long long *rng, double *wait);
 
 void atl_push_query(lua_State *L, int idx, const char *what);
 

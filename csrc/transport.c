@@ -40,12 +40,11 @@ void atl_buf_free(atl_buf *b) {
   b->len = b->cap = 0;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud) {
-  atl_client *c = ud;
-  return atl_buf_append(&c->body, p, size * n) ? size * n : 0;
+size_t atl_on_body(char *p, size_t size, size_t n, void *buf) {
+  return atl_buf_append(buf, p, size * n) ? size * n : 0;
 }
 
-static double now_seconds(void) {
+double atl_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -125,9 +124,9 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
   curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
   curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, c->token);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, atl_on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &c->body);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->rb.errbuf);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->opt.timeout * 1000.0));
@@ -136,15 +135,15 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   return NULL;
 }
 
-static void set_method(atl_client *c, const char *method, const char *body, size_t body_len) {
-  CURL *e = c->easy;
+void atl_set_method(CURL *e, struct curl_slist *headers, struct curl_slist *headers_body,
+                    const char *method, const char *body, size_t body_len) {
   if (body) {
     /* Content-Type goes only with a body that has content. */
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, body_len ? c->headers_body : c->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, body_len ? headers_body : headers);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
   } else {
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   }
   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, strcmp(method, body ? "POST" : "GET") == 0 ? NULL : method);
@@ -164,8 +163,7 @@ static void copy_str(char *dst, size_t dstsz, const char *src) {
 }
 
 /* Reads what the reply needs from the handle after one attempt. */
-static void collect(atl_client *c, atl_reply *r) {
-  CURL *e = c->easy;
+static void collect(CURL *e, atl_reply_bufs *rb, atl_reply *r) {
   char *ct = NULL;
   const char *v;
   curl_off_t ra = -1;
@@ -173,8 +171,8 @@ static void collect(atl_client *c, atl_reply *r) {
   if (header_value(e, "Retry-After") && curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK)
     r->retry_after = ra >= 0 ? (double)ra : 0;
   curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ct);
-  copy_str(c->content_type, sizeof c->content_type, ct);
-  r->content_type = ct ? c->content_type : NULL;
+  copy_str(rb->content_type, sizeof rb->content_type, ct);
+  r->content_type = ct ? rb->content_type : NULL;
   r->have_rate_limit = 0;
   v = header_value(e, "X-RateLimit-Limit");
   if (v) {
@@ -183,17 +181,43 @@ static void collect(atl_client *c, atl_reply *r) {
     v = header_value(e, "X-RateLimit-Remaining");
     r->rl_remaining = v ? strtoll(v, NULL, 10) : -1;
     v = header_value(e, "X-RateLimit-Reset");
-    copy_str(c->rl_reset, sizeof c->rl_reset, v);
-    r->rl_reset = v ? c->rl_reset : NULL;
+    copy_str(rb->rl_reset, sizeof rb->rl_reset, v);
+    r->rl_reset = v ? rb->rl_reset : NULL;
   }
   v = r->status >= 300 && r->status < 400 ? header_value(e, "Location") : NULL;
-  copy_str(c->location, sizeof c->location, v);
-  r->location = v ? c->location : NULL;
+  copy_str(rb->location, sizeof rb->location, v);
+  r->location = v ? rb->location : NULL;
+}
+
+/* Fills r from one finished attempt on e (result rc, response body in body). */
+void atl_attempt_done(CURL *e, CURLcode rc, const atl_buf *body, atl_reply_bufs *rb, atl_reply *r) {
+  r->status = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+  r->curl_code = (int)rc;
+  r->body_overflow = body->overflow;
+  r->transport_failed = rc != CURLE_OK;
+  if (rc == CURLE_FILESIZE_EXCEEDED) r->body_overflow = 1;
+  r->errmsg = rb->errbuf[0] ? rb->errbuf : curl_easy_strerror(rc);
+  collect(e, rb, r);
+}
+
+/* Decides whether attempt number `attempt` (just finished, described by r) is tried again:
+ * returns 1 with *wait set to the seconds to wait first, or 0 when r is the final reply. */
+int atl_retry_wait(const atl_options *o, atl_reply *r, int attempt, unsigned long long *rng, double *wait) {
+  CURLcode rc = (CURLcode)r->curl_code;
+  int retry = r->transport_failed ? (retryable_code(rc) && !r->body_overflow)
+                                  : atl_is_retryable_status(r->status);
+  if (!retry || attempt > o->retries) return 0;
+  if (r->retry_after > o->max_retry_wait) return 0;   /* the server asks for longer than allowed */
+  *wait = atl_backoff_delay(o, attempt, r->retry_after, rng);
+  if (*wait > o->max_retry_wait) *wait = o->max_retry_wait;
+  if (r->transport_failed && maybe_delivered_code(rc)) r->maybe_delivered = 1;
+  return 1;
 }
 
 void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
                            const char *body, size_t body_len, atl_reply *r) {
-  double start = now_seconds();
+  double start = atl_now();
   int attempt = 0;
   memset(r, 0, sizeof *r);
   r->op = op;
@@ -202,35 +226,21 @@ void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
   r->secret = c->token;
   r->secret_len = c->token_len;
   curl_easy_setopt(c->easy, CURLOPT_URL, url);
-  set_method(c, op->method, body, body_len);
+  atl_set_method(c->easy, c->headers, c->headers_body, op->method, body, body_len);
   for (;;) {
     CURLcode rc;
     double wait;
-    int retry;
     attempt++;
     atl_buf_reset(&c->body, c->opt.max_body);
-    c->errbuf[0] = '\0';
+    c->rb.errbuf[0] = '\0';
     rc = curl_easy_perform(c->easy);
-    r->status = 0;
-    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r->status);
-    r->curl_code = (int)rc;
-    r->body_overflow = c->body.overflow;
-    r->transport_failed = rc != CURLE_OK;
-    if (rc == CURLE_FILESIZE_EXCEEDED) r->body_overflow = 1;
-    r->errmsg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-    collect(c, r);
-    retry = r->transport_failed ? (retryable_code(rc) && !r->body_overflow)
-                                : atl_is_retryable_status(r->status);
-    if (!retry || attempt > c->opt.retries) break;
-    if (r->retry_after > c->opt.max_retry_wait) break;   /* the server asks for longer than allowed */
-    wait = atl_backoff_delay(&c->opt, attempt, r->retry_after, &c->rng);
-    if (wait > c->opt.max_retry_wait) wait = c->opt.max_retry_wait;
-    if (r->transport_failed && maybe_delivered_code(rc)) r->maybe_delivered = 1;
+    atl_attempt_done(c->easy, rc, &c->body, &c->rb, r);
+    if (!atl_retry_wait(&c->opt, r, attempt, &c->rng, &wait)) break;
     sleep_seconds(wait);
     r->waited += wait;
   }
   r->attempts = attempt;
   r->body = c->body.data ? c->body.data : "";
   r->body_len = c->body.len;
-  r->elapsed = now_seconds() - start;
+  r->elapsed = atl_now() - start;
 }
