@@ -46,6 +46,7 @@ int luaopen_atladmin_core(lua_State *L) {
   }
   atl_register_error(L);
   atl_register_client(L);
+  atl_register_queue(L);
   lua_createtable(L, 0, 8);
   atl_setfuncs(L, funcs, 0);
   lua_pushliteral(L, ATLADMIN_VERSION);
@@ -54,6 +55,8 @@ int luaopen_atladmin_core(lua_State *L) {
   lua_setfield(L, -2, "null");
   luaL_getmetatable(L, ATL_CLIENT_MT);
   lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, atl_queue_new);
+  lua_setfield(L, -2, "queue");
   lua_setfield(L, -3, "Client");
   lua_pop(L, 1);
   luaL_getmetatable(L, ATL_ERROR_MT);

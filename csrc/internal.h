@@ -137,6 +137,10 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
 void atl_error_details(const char *body, size_t len, char *key, size_t keysz, char *msg, size_t msgsz);
 void atl_register_error(lua_State *L);
 
+/* multi.c: the Queue (many requests at once, non-blocking driving) */
+int atl_queue_new(lua_State *L);
+void atl_register_queue(lua_State *L);
+
 /* client.c */
 int atl_client_new(lua_State *L);
 void atl_register_client(lua_State *L);
