@@ -5,4 +5,6 @@ local core = require "atladmin.core"
 local M = {}
 for k, v in pairs(core) do M[k] = v end
 
+require("atladmin.batch").install(M.Client)
+
 return M
