@@ -53,6 +53,7 @@ int luaopen_atladmin_core(lua_State *L) {
   lua_setfield(L, -2, "_VERSION");
   atl_push_null(L);
   lua_setfield(L, -2, "null");
+  atl_register_protocol(L);
   luaL_getmetatable(L, ATL_CLIENT_MT);
   lua_getfield(L, -1, "__index");
   lua_pushcfunction(L, atl_queue_new);

@@ -141,6 +141,9 @@ void atl_register_error(lua_State *L);
 int atl_queue_new(lua_State *L);
 void atl_register_queue(lua_State *L);
 
+/* protocol.c: request building and decoding for Lua transports (module field `protocol`) */
+void atl_register_protocol(lua_State *L);
+
 /* client.c */
 int atl_client_new(lua_State *L);
 void atl_register_client(lua_State *L);
