@@ -84,7 +84,23 @@ clean:
 
 
 # ---- scale: benchmarks ---------------------------------------------------------------------
-# (bench goes here)
+# make bench         every benchmark side by side with its reference; ratios on stdout
+# make bench-smoke   the same with small counts (~10 s): checks that the bench still runs
+BENCH_LOOP := $(BUILD)/bench/curl_loop
+
+.PHONY: bench bench-smoke
+
+$(BENCH_LOOP): bench/curl_loop.c | $(BUILD)
+	mkdir -p $(BUILD)/bench
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -O2 $(DEPCFLAGS) -o $@ $< $(shell pkg-config --libs libcurl)
+
+bench: deps
+	@$(MAKE) -s LUA=5.4 module fake $(BENCH_LOOP)
+	@sh bench/run.sh
+
+bench-smoke: deps
+	@$(MAKE) -s LUA=5.4 module fake $(BENCH_LOOP)
+	@sh bench/run.sh --smoke
 
 
 # ---- command line: the atladmin command -------------------------------------------------------
