@@ -171,6 +171,46 @@ static void box_release(lua_State *L, int idx) {
   lua_remove(L, idx);
 }
 
+/* Checks the decoded token at the top of the stack, like token_problem does on a cJSON tree. */
+static const char *lua_token_problem(lua_State *L) {
+  static const char *const fields[] = {"label", "createdAt", "lastAccess", "expiry", NULL};
+  const char *problem = NULL;
+  int i;
+  lua_getfield(L, -1, "id");
+  if (lua_type(L, -1) != LUA_TSTRING || atl_rawlen(L, -1) == 0) problem = "a token has no string 'id'";
+  lua_pop(L, 1);
+  for (i = 0; !problem && fields[i]; i++) {
+    int t;
+    lua_getfield(L, -1, fields[i]);
+    t = lua_type(L, -1);
+    if (t != LUA_TNIL && t != LUA_TSTRING)
+      problem = i < 2 ? "a token field 'label' or 'createdAt' is not a string"
+                      : "a token field 'lastAccess' or 'expiry' is not a string";
+    lua_pop(L, 1);
+  }
+  return problem;
+}
+
+/* Token lists can be long: decoded straight to Lua (jsonlua.c), then checked. */
+static int push_tokens(lua_State *L, const atl_reply *r) {
+  const char *why = NULL;
+  int i, n;
+  if (r->body_len == 0) return fail(L, r, "decode", "empty response body where JSON was expected");
+  if (!atl_json_to_lua(L, r->body, r->body_len, 1, &why)) return fail(L, r, "decode", why);
+  n = (int)atl_rawlen(L, -1);
+  for (i = 1; i <= n && !why; i++) {
+    lua_rawgeti(L, -1, i);
+    why = lua_token_problem(L);
+    lua_pop(L, 1);
+  }
+  if (why) {
+    lua_pop(L, 1);
+    return fail(L, r, "decode", why);
+  }
+  push_res(L, r);
+  return 2;
+}
+
 static int push_success(lua_State *L, const atl_reply *r) {
   const char *why = NULL;
   const cJSON *tree, *t;
@@ -179,6 +219,7 @@ static int push_success(lua_State *L, const atl_reply *r) {
     push_res(L, r);
     return 1;
   }
+  if (r->op->result == ATL_RES_TOKENS) return push_tokens(L, r);
   tree = parse_boxed(L, r, &why);
   boxidx = lua_gettop(L);
   if (tree && r->op->result == ATL_RES_TOKENS) {

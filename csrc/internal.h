@@ -127,6 +127,9 @@ int atl_push_reply(lua_State *L, const atl_reply *r);
 void **atl_push_box(lua_State *L, void (*release)(void *));
 void atl_push_null(lua_State *L);
 
+/* jsonlua.c: JSON text straight to Lua values (the token-list fast path) */
+int atl_json_to_lua(lua_State *L, const char *s, size_t len, int tokens, const char **why);
+
 /* encode.c: Lua -> JSON text (request bodies) */
 void atl_push_json_text(lua_State *L, int idx, const char *what);
 int atl_is_array_marked(lua_State *L, int idx);
