@@ -1,6 +1,7 @@
 /* bench/curl_loop.c: the reference loop: N sequential GETs on one libcurl easy handle (connection
  * reuse, bearer auth, body collected in memory, TLS verified when the URL is https), the fastest a
- * client on this stack can go. Prints the seconds taken.
+ * client on this stack can go. It sends the same request as atladmin (same header lines, so the
+ * same bytes on the wire) and does nothing with the body. Prints the seconds taken.
  *   curl_loop URL N [CA_FILE] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,9 @@ int main(int argc, char **argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   e = curl_easy_init();
   h = curl_slist_append(h, "Accept: application/json");
+  h = curl_slist_append(h, "Accept-Encoding: deflate, gzip, br, zstd");
+  h = curl_slist_append(h, "User-Agent: atladmin/0.1.0 libcurl/7.88.1");
+  h = curl_slist_append(h, "Expect:");
   curl_easy_setopt(e, CURLOPT_URL, argv[1]);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
@@ -55,6 +59,7 @@ int main(int argc, char **argv) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (argc > 3) curl_easy_setopt(e, CURLOPT_CAINFO, argv[3]);
   t0 = now();
   for (i = 0; i < n; i++) {
