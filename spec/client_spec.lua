@@ -374,6 +374,7 @@ describe("atladmin client", function()
       assert.is_false(ok)
       assert.matches("token_id must not be '.' or '..'", msg, 1, true)
       ok, msg = pcall(client.revoke, client, ALICE, {})
+      assert.is_false(ok)
       assert.matches("token_id: expected a string, got table", msg, 1, true)
     end)
 
