@@ -44,10 +44,11 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
 
   local fake, dir, port, base
 
-  local function nginx(args)
-    return sh.run(("%s -p %s/ -c %s/nginx.conf -e %s/error.log %s"):format(NGINX, sh.quote(dir),
-      sh.quote(dir), sh.quote(dir), args or ""))
+  local function nginx_cmd(prefix, args)
+    return sh.run(("%s %s -p %s/ -c %s/nginx.conf -e %s/error.log %s"):format(prefix or "", NGINX,
+      sh.quote(dir), sh.quote(dir), sh.quote(dir), args or ""))
   end
+  local function nginx(args) return nginx_cmd(nil, args) end
 
   local function errlog() return sh.read(dir .. "/error.log") or "" end
 
@@ -77,8 +78,7 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
     if uid:match("^0%s") then conf = "user root;\n" .. conf end
     sh.write(dir .. "/nginx.conf", conf)
 
-    local out, code = sh.run(("env ATLASSIAN_ADMIN_TOKEN=%s ATLADMIN_BASE_URL=%s %s -p %s/ -c %s/nginx.conf -e %s/error.log")
-      :format(KEY, fake.url, NGINX, sh.quote(dir), sh.quote(dir), sh.quote(dir)))
+    local out, code = nginx_cmd(("env ATLASSIAN_ADMIN_TOKEN=%s ATLADMIN_BASE_URL=%s"):format(KEY, fake.url))
     assert(code == 0, "nginx did not start: " .. out .. errlog())
     -- the master has forked: wait until a worker answers
     local deadline = socket.gettime() + 15
