@@ -9,7 +9,7 @@ end
 
 -- Runs cmd under /bin/sh with stderr folded into stdout; returns output, exit code.
 function M.run(cmd)
-  local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"@@exit=$?\""))
+  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"@@exit=$?\""))
   local out = p:read("*a")
   p:close()
   local body, code = out:match("^(.*)@@exit=(%d+)%s*$")
@@ -54,6 +54,14 @@ function M.free_port()
   local _, port = s:getsockname()
   s:close()
   return tonumber(port)
+end
+
+-- "env -i PATH=... LUA_PATH=... LUA_CPATH=..." for Lua version v ("5.4", "5.1"; LuaJIT reads
+-- the 5.1 names): an interpreter started behind it finds modules in luadir and libdir only.
+function M.only_tree_env(v, luadir, libdir)
+  local suffix = v == "5.1" and "" or "_" .. v:gsub("%.", "_")
+  return ("env -i PATH=/usr/bin:/bin LUA_PATH%s=%s LUA_CPATH%s=%s"):format(suffix,
+    M.quote(luadir .. "/?.lua;" .. luadir .. "/?/init.lua"), suffix, M.quote(libdir .. "/?.so"))
 end
 
 return M
