@@ -1,4 +1,4 @@
--- `make install` as an install path: DESTDIR/PREFIX installs for Lua 5.4 and 5.1, each loaded
+-- `make install` as an install path: DESTDIR/PREFIX installs for Lua 5.4, 5.3 and 5.1, each loaded
 -- by a clean interpreter that sees only the installed files (5.1's also by LuaJIT).
 -- Runs in the 5.4 pass of spec/run only (it builds other ABIs itself).
 local sh = require "spec.support.shell"
@@ -61,6 +61,12 @@ describe("make install", function()
     local root = install("5.4")
     check_files(root, "5.4")
     probe("lua5.4", "5.4", root)
+  end)
+
+  it("LUA=5.3 puts the module where lua5.3 finds it", function()
+    local root = install("5.3")
+    check_files(root, "5.3")
+    probe("lua5.3", "5.3", root)
   end)
 
   it("LUA=5.1 puts a module that lua5.1 and LuaJIT both load", function()
