@@ -183,7 +183,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
                                                              va_list ap) {
-  if (fake_cfg.quiet)
+  /* MHD notes every connection a fault ends on purpose (drop, hang, truncate...): the
+     request's own log line already says what happened, so those notes are noise */
+  if (fake_cfg.quiet || strstr(fmt, "pplication reported") || strstr(fmt, "pplication error") ||
+      strstr(fmt, "application reported"))
     return;
   flockfile(stderr);
   fputs("atladmin-fake: mhd: ", stderr);
