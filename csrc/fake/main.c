@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
   const char *state_file = NULL, *key = NULL, *tls_cert = NULL, *tls_key = NULL;
   const char *port_file = NULL;
   long sample = -1;
-  int exit_on_eof = 0, opt, sig;
+  int exit_on_eof = 0, watching = 0, opt, sig;
   char err[256];
   sigset_t sigs;
   struct MHD_Daemon *server;
@@ -202,8 +202,8 @@ int main(int argc, char **argv) {
   printf("atladmin-fake listening on %s://%s%s%s:%d\n", fake_cfg.tls ? "https" : "http",
          fake_cfg.ipv6 ? "[" : "", fake_cfg.host, fake_cfg.ipv6 ? "]" : "", fake_cfg.bound_port);
   fflush(stdout);
-  if (exit_on_eof && pthread_create(&watcher, NULL, watch_stdin, NULL) == 0)
-    pthread_detach(watcher);
+  if (exit_on_eof)
+    watching = pthread_create(&watcher, NULL, watch_stdin, NULL) == 0;
 
   do {
     if (sigwait(&sigs, &sig) != 0)
@@ -211,6 +211,11 @@ int main(int argc, char **argv) {
   } while (sig != SIGINT && sig != SIGTERM && sig != SIGHUP);
 
   fake_request_stop();
+  if (watching) {
+    /* the watcher may still sit in read(), a cancellation point */
+    pthread_cancel(watcher);
+    pthread_join(watcher, NULL);
+  }
   http_stop(server);
   if (port_file)
     unlink(port_file);
