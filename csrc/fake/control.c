@@ -1,7 +1,9 @@
 /* The /_fake/ control API for specs, and the log of API requests it serves. */
 #include "fake.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,16 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
   return MHD_YES;
 }
 
+/* The client's port: requests with the same one came over the same connection. */
+static int client_port(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (!sa) return 0;
+  if (sa->sa_family == AF_INET) return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+  if (sa->sa_family == AF_INET6) return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+  return 0;
+}
+
 void reqlog_add(const struct request *rq) {
   cJSON *e = cJSON_CreateObject(), *headers;
   pthread_mutex_lock(&reqlog_mutex);
@@ -44,6 +56,7 @@ void reqlog_add(const struct request *rq) {
   cJSON_AddStringToObject(e, "method", rq->method);
   cJSON_AddStringToObject(e, "path", rq->path);
   cJSON_AddStringToObject(e, "query", rq->query);
+  cJSON_AddNumberToObject(e, "conn", (double)client_port(rq->conn));
   headers = cJSON_AddObjectToObject(e, "headers");
   MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, collect_header, headers);
   cJSON_AddStringToObject(e, "body", rq->body ? rq->body : "");
