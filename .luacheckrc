@@ -6,6 +6,5 @@ codes = true
 files["spec"] = { std = "+busted" }
 -- code meant to run inside OpenResty/ngx_lua
 files["lua/atladmin/resty.lua"] = { read_globals = { "ngx" } }
-files["examples/nginx"] = { read_globals = { "ngx" } }
 -- code meant to run inside Neovim
 files["examples/neovim.lua"] = { read_globals = { "vim" } }

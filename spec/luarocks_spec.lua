@@ -38,8 +38,10 @@ describe("LuaRocks", function()
     } } }
     dir = sh.tmpdir("rocks")
     src = dir .. "/src"
-    local out, code = sh.run(("mkdir %s && cd %s && cp -R Makefile rockspec csrc lua spec .busted README.md %s/")
-      :format(sh.quote(src), sh.quote(TOP), sh.quote(src)))
+    -- the checkout as LuaRocks would get it: no build products, no VCS data
+    local out, code = sh.run(("mkdir %s && tar -C %s --exclude=./build --exclude=./.git --exclude='*.so'"
+      .. " --exclude='*.o' --exclude=./node_modules --exclude=./lua_modules --exclude=./luarocks-tree"
+      .. " -cf - . | tar -C %s -xf -"):format(sh.quote(src), sh.quote(TOP), sh.quote(src)))
     assert(code == 0, out)
   end)
 
