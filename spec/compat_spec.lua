@@ -71,6 +71,15 @@ describe("on " .. (jit and jit.version or _VERSION), function()
     assert.matches("account_id", msg, 1, true)
   end)
 
+  it("words option errors the same way", function()
+    local ok, msg = pcall(atladmin.new, { token = KEY, timeout = -1 })
+    assert.is_false(ok)
+    assert.matches("option 'timeout' must be between 0.001 and 86400$", msg)
+    ok, msg = pcall(atladmin.new, { token = KEY, backoff_max = 1e9 })
+    assert.is_false(ok)
+    assert.matches("option 'backoff_max' must be between 0 and %d+$", msg)
+  end)
+
   it("is built as a host-friendly module", function()
     local so = (os.getenv("ATLADMIN_TOP") or ".") .. "/build/" .. VERSION .. "/atladmin/core.so"
     if not sh.have("nm") then return pending("nm (binutils) is not installed") end
