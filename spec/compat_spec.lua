@@ -22,7 +22,7 @@ describe("on " .. (jit and jit.version or _VERSION), function()
     fake = Fake.start { key = KEY, state = { accounts = {
       [ACCOUNT] = { tokens = {
         { id = "987654321", label = "42", createdAt = "2024-01-01T00:00:00.000Z",
-          uses = 42, ratio = 0.5, negative = -7, big = 4294967296, zero = 0 },
+          uses = 42, ratio = 0.5, negative = -7, big = 4294967296, zero = 0, huge = 1e20 },
       } },
     } } }
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
@@ -41,6 +41,9 @@ describe("on " .. (jit and jit.version or _VERSION), function()
     assert.same({ whole, whole, whole, whole }, { numtype(t.uses), numtype(t.negative),
       numtype(t.big), numtype(t.zero) })
     assert.equal(HAS_INTEGERS and "float" or "number", numtype(t.ratio))
+    -- whole but beyond 64-bit integers: stays a float rather than wrapping
+    assert.equal(1e20, t.huge)
+    assert.equal(HAS_INTEGERS and "float" or "number", numtype(t.huge))
   end)
 
   it("keeps ids and numeric-looking strings as strings", function()
