@@ -84,6 +84,9 @@ describe("LuaRocks", function()
     end
     if sh.read(src .. "/lua/bin/atladmin") then
       assert.truthy(sh.read(tree .. "/bin/atladmin"), "the atladmin command was not installed")
+      -- LuaRocks' wrapper runs it with this tree's Lua and paths
+      local help = sh.run(("cd / && env -i PATH=/usr/bin:/bin %s/bin/atladmin --help"):format(sh.quote(tree)))
+      assert.matches("usage: atladmin", help, 1, true)
     end
     -- the installed fake server starts, and the installed module talks to it
     local out, code = sh.run(("%s/bin/atladmin-fake --help"):format(sh.quote(tree)))
