@@ -16,10 +16,12 @@ local ALICE = "557057:4f9acfd2-6155-419b-8de5-5b5cf27a59a0"
 local TOP = os.getenv("ATLADMIN_TOP") or "."
 local ROCKSPEC = "rockspec/atladmin-scm-1.rockspec"
 
--- no Lua search path of this process, and no way out to the network
+-- no Lua search path or spec runner setting of this process (e.g. `make asan`'s wrapper), and
+-- no way out to the network
 local CLEAN_ENV = "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4 -u LUA_INIT"
-  .. " -u LUA_INIT_5_4 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9"
-  .. " no_proxy=127.0.0.1,localhost"
+  .. " -u LUA_INIT_5_4 -u ATLADMIN_SPEC_WRAPPER -u ATLADMIN_LUA -u ATLADMIN_ALLOC_FAIL"
+  .. " -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u LD_PRELOAD"
+  .. " http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost"
 
 local PROBE = TOP .. "/spec/support/probe.lua"
 
