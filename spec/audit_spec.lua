@@ -63,8 +63,10 @@ describe("atladmin.audit", function()
 
   describe("filters", function()
     -- per-account shape (client:tokens) and org-wide shape (org_tokens)
-    local old = { id = "old", label = "CI deploy", createdAt = "2024-01-01T00:00:00Z", lastAccess = "2025-01-01T00:00:00Z" }
-    local fresh = { id = "fresh", label = "Laptop", createdAt = "2024-01-01T00:00:00Z", lastAccess = "2025-05-30T00:00:00Z" }
+    local old = { id = "old", label = "CI deploy", createdAt = "2024-01-01T00:00:00Z",
+                  lastAccess = "2025-01-01T00:00:00Z" }
+    local fresh = { id = "fresh", label = "Laptop", createdAt = "2024-01-01T00:00:00Z",
+                    lastAccess = "2025-05-30T00:00:00Z" }
     local never_old = { id = "never_old", label = "ci", createdAt = "2024-06-01T00:00:00Z" }
     local never_new = { id = "never_new", label = "new", createdAt = "2025-05-25T00:00:00Z", lastAccess = nil }
     local expiring = { id = "expiring", label = "Grafana", status = "ALLOWED", createdAt = "2025-01-01T00:00:00Z",

@@ -13,7 +13,8 @@ local function state()
   for i = 1, 7 do
     local tokens = {}
     for k = 1, (i % 3) do
-      tokens[k] = { id = "asp_" .. i .. "_" .. k, label = "token " .. k, createdAt = "2024-01-0" .. k .. "T00:00:00.000Z",
+      tokens[k] = { id = "asp_" .. i .. "_" .. k, label = "token " .. k,
+                    createdAt = "2024-01-0" .. k .. "T00:00:00.000Z",
                     lastAccess = k == 1 and "2025-01-01T00:00:00.000Z" or nil }
     end
     accounts[account(i)] = { tokens = tokens, status = i == 5 and "inactive" or "active",
