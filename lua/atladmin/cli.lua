@@ -218,6 +218,7 @@ function Cmd:out(s) self.stdout:write(s) end
 
 function Cmd:warn(fmt, ...)
   self:progress_clear()
+  self.stdout:flush() -- keeps the order right when both go to one place (2>&1)
   self.stderr:write("atladmin: " .. string.format(fmt, ...) .. "\n")
 end
 
@@ -852,8 +853,8 @@ function Cmd:cmd_audit(pos)
   end
   summary.errors = #errors
   self:format_records(flagged, errors, "audit", { now = audit.format_time(self.now), summary = summary })
-  local line = string.format("%d account%s, %d token%s, %d matched", n_accounts, n_accounts == 1 and "" or "s",
-                             #records, #records == 1 and "" or "s", #flagged)
+  local line = string.format("%d token%s of %d account%s, %d matched", #records, #records == 1 and "" or "s",
+                             n_accounts, n_accounts == 1 and "" or "s", #flagged)
   if revoke then
     if o["dry-run"] then
       line = line .. string.format(", %d would be revoked (dry run)", summary.would_revoke)
@@ -864,6 +865,7 @@ function Cmd:cmd_audit(pos)
     if failed > 0 then line = line .. string.format(", %d failed", failed) end
   end
   if #errors > 0 then line = line .. string.format("; %d problem%s (above)", #errors, #errors == 1 and "" or "s") end
+  self.stdout:flush()
   self.stderr:write(line .. "\n")
   return #errors > 0 and 1 or 0
 end
