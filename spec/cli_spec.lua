@@ -277,7 +277,7 @@ describe("atladmin command", function()
       assert.equal(1, r.code)
       assert.truthy(r.out:find("asp_alice_old", 1, true))
       assert.truthy(r.err:find("557057:nobody: 404 accountNotFound", 1, true), r.err)
-      assert.truthy(r.err:find(CAROL .. ": 403 forbidden.action", 1, true), r.err)
+      assert.truthy(r.err:find(CAROL .. ": apiToken.read not granted: 403 forbidden.action", 1, true), r.err)
       assert.truthy(r.err:find("apiToken.read", 1, true), r.err)
     end)
 
@@ -288,6 +288,12 @@ describe("atladmin command", function()
       assert.equal(5, #cjson.decode(r.out).tokens)
       r = run { "tokens", "--json", "--accounts", "-", stdin = BOB .. "\n" }
       assert.equal(1, #cjson.decode(r.out).tokens)
+      -- the CSV of an earlier run works as an account list
+      r = run { "tokens", "--csv", ALICE, BOB }
+      write(f, r.out)
+      r = run { "tokens", "--json", "--accounts", f }
+      assert.equal(0, r.code, r.err)
+      assert.equal(5, #cjson.decode(r.out).tokens)
     end)
   end)
 
@@ -371,6 +377,10 @@ describe("atladmin command", function()
       assert.equal(CAROL, doc.errors[1].account_id)
       assert.equal(403, doc.errors[1].status)
       assert.equal("forbidden.action", doc.errors[1].key)
+      assert.equal("apiToken.read", doc.errors[1].privilege)
+      assert.equal("denied", doc.errors[1].reason)
+      assert.truthy(r.err:find("cannot read the tokens of " .. CAROL .. ": apiToken.read not granted: 403", 1, true),
+                    r.err)
     end)
 
     it("applies --never-used, --expiring-days, --label and --active-only", function()
@@ -481,7 +491,7 @@ describe("atladmin command", function()
       for _, e in ipairs(doc.errors) do failed[e.account_id] = e.status end
       assert.same({ [BOB] = 429, [CAROL] = 403, ["557057:gone"] = 404 }, failed)
       assert.truthy(r.err:find(BOB .. ": 429", 1, true), r.err)
-      assert.truthy(r.err:find(CAROL .. ": 403 forbidden.action", 1, true), r.err)
+      assert.truthy(r.err:find(CAROL .. ": apiToken.read not granted: 403 forbidden.action", 1, true), r.err)
       assert.truthy(r.err:find("557057:gone: 404 accountNotFound", 1, true), r.err)
     end)
 

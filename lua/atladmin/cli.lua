@@ -295,14 +295,22 @@ local function describe(err)
   return head ~= "" and (head .. ": " .. msg) or msg
 end
 
+-- The privilege a 403 forbidden.action of each operation stands for.
+local PRIVILEGE = { list = "apiToken.read", revoke = "apiToken.delete", profile = "profile.read" }
+
 local function error_record(op, account_id, err, token_id)
-  return {
+  local e = {
     operation = op, account_id = account_id, token_id = token_id,
     status = type(err) == "table" and err.status or nil,
     key = type(err) == "table" and err.key or nil,
     reason = reason_key(err),
     message = type(err) == "table" and (err.message or err.kind) or tostring(err),
   }
+  if e.status == 403 and e.key == "forbidden.action" and PRIVILEGE[op] then
+    e.privilege = PRIVILEGE[op]
+    e.text = PRIVILEGE[op] .. " not granted: " .. describe(err)
+  end
+  return e
 end
 
 local OP_TEXT = {
@@ -357,7 +365,8 @@ end
 
 local function json_error(e)
   local o = {}
-  for _, k in ipairs({ "operation", "account_id", "org_id", "token_id", "status", "key", "reason", "message" }) do
+  for _, k in ipairs({ "operation", "account_id", "org_id", "token_id", "status", "key", "reason", "privilege",
+                       "message" }) do
     if e[k] ~= nil then o[k] = e[k] end
   end
   return o
@@ -449,8 +458,9 @@ end
 
 local function clean_ids(lines)
   local out, seen = {}, {}
-  for _, line in ipairs(lines) do
+  for i, line in ipairs(lines) do
     local id = line:gsub("#.*$", ""):match("^%s*([^%s,;]+)")
+    if i == 1 and id == "account_id" then id = nil end -- the header of a CSV from this command
     if id and not seen[id] then
       seen[id] = true
       out[#out + 1] = id
@@ -742,7 +752,7 @@ function Cmd:check_delete(flagged, errors)
         local reason = type(p) == "table" and type(p.reason) == "table" and p.reason.key or nil
         local text = "apiToken.delete not granted" .. (reason and (" (reason: " .. reason .. ")") or "")
         verdict[account_id] = { action = "denied", error = text }
-        local e = { operation = "revoke", account_id = account_id, key = "apiToken.delete", reason = reason,
+        local e = { operation = "revoke", account_id = account_id, privilege = "apiToken.delete", reason = reason,
                     message = text, text = text }
         errors[#errors + 1] = e
         self:report_error(e)
