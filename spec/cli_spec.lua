@@ -596,6 +596,68 @@ describe("atladmin command", function()
     end)
   end)
 
+  describe("batch adapters", function()
+    local cli = require "atladmin.cli"
+
+    it("each_tokens uses client:each_tokens when the client has it", function()
+      local asked
+      local client = {
+        tokens = function() error("must not be called") end,
+        each_tokens = function(_, accounts, opts)
+          asked = opts
+          local i = #accounts + 1
+          return function() -- completion order differs from input order
+            i = i - 1
+            if i < 1 then return nil end
+            if accounts[i] == "bad" then return "bad", nil, { status = 404 } end
+            return accounts[i], { { id = "t" .. i } }
+          end
+        end,
+      }
+      local seen = {}
+      cli.each_tokens(client, { "a", "bad", "c" }, 7, function(id, tokens, err)
+        seen[#seen + 1] = { id, tokens and tokens[1].id or nil, err and err.status or nil }
+      end)
+      assert.same({ concurrency = 7 }, asked)
+      assert.same({ { "c", "t3" }, { "bad", nil, 404 }, { "a", "t1" } }, seen)
+    end)
+
+    it("each_tokens falls back to one client:tokens call after another", function()
+      local calls = {}
+      local client = { tokens = function(_, id)
+        calls[#calls + 1] = id
+        if id == "bad" then return nil, { status = 403 } end
+        return { { id = id .. "-t" } }
+      end }
+      local seen = {}
+      cli.each_tokens(client, { "a", "bad" }, 3, function(id, tokens, err)
+        seen[#seen + 1] = { id, tokens and tokens[1].id or nil, err and err.status or nil }
+      end)
+      assert.same({ "a", "bad" }, calls)
+      assert.same({ { "a", "a-t" }, { "bad", nil, 403 } }, seen)
+    end)
+
+    it("revoke_all uses client:revoke_many when the client has it, else revoke", function()
+      local batched = { revoke = function() error("must not be called") end,
+                        revoke_many = function(_, _, opts)
+                          assert.same({ concurrency = 2 }, opts)
+                          return { { ok = true, res = { status = 204 } }, { ok = false, err = { status = 404 } } }
+                        end }
+      local seen = {}
+      cli.revoke_all(batched, { { "a", "t1" }, { "a", "t2" } }, 2, function(i, res, err)
+        seen[i] = res and res.status or err.status
+      end)
+      assert.same({ 204, 404 }, seen)
+      local plain = { revoke = function(_, a, t) if t == "t2" then return nil, { status = 403 } end
+                                                 return { status = 204, account = a } end }
+      seen = {}
+      cli.revoke_all(plain, { { "a", "t1" }, { "a", "t2" } }, 2, function(i, res, err)
+        seen[i] = res and res.status or err.status
+      end)
+      assert.same({ 204, 403 }, seen)
+    end)
+  end)
+
   describe("fake", function()
     it("runs the fake server that the other commands can use", function()
       local statefile, out, pidfile = tmpfile(), tmpfile(), tmpfile()

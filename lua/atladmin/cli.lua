@@ -453,6 +453,23 @@ function M.each_tokens(client, accounts, concurrency, fn)
   end
 end
 
+--- revoke_all(client, list, concurrency, fn): fn(i, res_or_nil, err) for each list[i] =
+-- {account_id, token_id}: client:revoke_many when the client has it, else one after another.
+function M.revoke_all(client, list, concurrency, fn)
+  if type(client.revoke_many) == "function" then
+    local results = client:revoke_many(list, { concurrency = concurrency })
+    for i = 1, #list do
+      local r = results[i]
+      if r and r.ok then fn(i, r.res or true) else fn(i, nil, r and r.err or "no result") end
+    end
+    return
+  end
+  for i, p in ipairs(list) do
+    local res, err = client:revoke(p[1], p[2])
+    fn(i, res, err)
+  end
+end
+
 -- ---------------------------------------------------------------------------------------------
 -- account ids from arguments and files
 
@@ -832,10 +849,11 @@ function Cmd:cmd_audit(pos)
       end
     end
     if go then
-      local client = self:client()
-      for i, r in ipairs(todo) do
+      local list = {}
+      for i, r in ipairs(todo) do list[i] = { r.account_id, r.id } end
+      M.revoke_all(self:client(), list, o.concurrency or 4, function(i, res, err)
+        local r = todo[i]
         self:progress("revoking", i, #todo)
-        local res, err = client:revoke(r.account_id, r.id)
         if res then
           r.action = "revoked"
           revoked = revoked + 1
@@ -846,7 +864,7 @@ function Cmd:cmd_audit(pos)
           errors[#errors + 1] = e
           self:report_error(e, err)
         end
-      end
+      end)
       self:progress_clear()
     end
   end
