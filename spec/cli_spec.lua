@@ -515,6 +515,9 @@ describe("atladmin command", function()
       assert.equal(0, r.code, r.out)
       assert.truthy(r.out:find("Revoke 2 tokens on 2 accounts?", 1, true), r.out)
       assert.equal(2, #api_requests("DELETE"))
+      assert.truthy(r.out:find("2 revoked", 1, true), r.out)
+      local _, tables = r.out:gsub("ACCOUNT%s+TOKEN", "")
+      assert.equal(1, tables) -- the table is shown before the question, not again after it
     end)
 
     it("revokes nothing when the answer on the terminal is no", function()

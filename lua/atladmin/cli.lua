@@ -843,6 +843,7 @@ function Cmd:cmd_audit(pos)
       self:progress_clear()
       self.stderr:write(self:table_of(flagged, "audit"))
       go = self:confirm(#todo, n_acc)
+      self.confirmed = go
       if not go then
         self.stderr:write("Nothing revoked.\n")
         return 1
@@ -880,7 +881,9 @@ function Cmd:cmd_audit(pos)
     if o["dry-run"] then summary.would_revoke = would end
   end
   summary.errors = #errors
-  self:format_records(flagged, errors, "audit", { now = audit.format_time(self.now), summary = summary })
+  if not (self.confirmed and not o.json and not o.csv) then -- people saw the table before saying yes
+    self:format_records(flagged, errors, "audit", { now = audit.format_time(self.now), summary = summary })
+  end
   local line = string.format("%d token%s of %d account%s, %d matched", #records, #records == 1 and "" or "s",
                              n_accounts, n_accounts == 1 and "" or "s", #flagged)
   if revoke then
