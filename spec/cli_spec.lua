@@ -220,6 +220,12 @@ describe("atladmin command", function()
       local r = run { "tokens", ALICE, "--key-file", f, key = "" }
       assert.equal(0, r.code, r.err)
       assert.truthy(r.out:find("asp_alice_old", 1, true))
+      r = run { "--key-file", "-", "tokens", ALICE, key = "", stdin = KEY .. "\n" }
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("asp_alice_old", 1, true))
+      r = run { "tokens", "--key-file", "/nonexistent/key", ALICE }
+      assert.equal(2, r.code)
+      assert.truthy(r.err:find("key file", 1, true))
     end)
 
     it("never prints the key, even when the server refuses it", function()

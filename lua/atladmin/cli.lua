@@ -122,7 +122,8 @@ commands:
 
 options for every command:
   --base-url URL     API base URL (default $ATLADMIN_BASE_URL, else https://api.atlassian.com)
-  --key-file FILE    read the admin API key from FILE (default: $ATLASSIAN_ADMIN_TOKEN)
+  --key-file FILE    read the admin API key from FILE's first line (- for stdin; default:
+                     $ATLASSIAN_ADMIN_TOKEN)
   --timeout S        seconds per request attempt (default 30)
   --retries N        retries on 429/503 and transient failures (default 4)
   -h, --help         help; `atladmin COMMAND --help` for one command
@@ -225,12 +226,19 @@ end
 function Cmd:client()
   if self._client then return self._client end
   local key = self.env("ATLASSIAN_ADMIN_TOKEN")
-  if self.opts["key-file"] then
-    local f, err = io.open(self.opts["key-file"], "r")
+  local key_file = self.opts["key-file"]
+  if key_file then
+    local f, err
+    if key_file == "-" then
+      if self.opts.accounts == "-" then usage_error("--key-file - and --accounts - cannot both read stdin") end
+      f = self.stdin
+    else
+      f, err = io.open(key_file, "r")
+    end
     if not f then usage_error("cannot read the key file: %s", tostring(err)) end
     key = (f:read("*l") or ""):match("^%s*(.-)%s*$")
-    f:close()
-    if key == "" then usage_error("the key file %s is empty", self.opts["key-file"]) end
+    if f ~= self.stdin then f:close() end
+    if key == "" then usage_error("the key file %s is empty", key_file) end
   end
   if not key or key == "" then
     usage_error("no admin API key: export ATLASSIAN_ADMIN_TOKEN (or pass --key-file FILE)")
