@@ -196,6 +196,10 @@ describe("atladmin command", function()
         { { "user", "show" }, "ACCOUNT" },
         { { "user", "explode", ALICE }, "unknown action" },
         { { "user", "show", ALICE, "--dry-run" }, "--dry-run" },
+        { { "tokens", ALICE, ".." }, "not a valid account id" },
+        { { "revoke", ALICE, "bad\ntoken" }, "not a valid token id" },
+        { { "audit", "--never-used", "x\1y" }, "not a valid account id" },
+        { { "user", "enable", "." }, "not a valid account id" },
       }
       for _, case in ipairs(cases) do
         local r = run(case[1])

@@ -494,11 +494,20 @@ local function clean_ids(lines)
   return out
 end
 
+-- The ids the client would refuse (it raises on them), refused here as usage errors instead.
+local function check_id(what, id)
+  if id == "" or id == "." or id == ".." or #id > 1024 or id:find("%c") then
+    usage_error("not a valid %s: %q", what, id:sub(1, 80))
+  end
+end
+
 function Cmd:accounts_from(pos, file)
   local lines = {}
   if file then lines = read_lines(file, self.stdin) end
   for _, a in ipairs(pos) do lines[#lines + 1] = a end
-  return clean_ids(lines)
+  local ids = clean_ids(lines)
+  for _, id in ipairs(ids) do check_id("account id", id) end
+  return ids
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -539,9 +548,13 @@ end
 function Cmd:cmd_revoke(pos)
   local account = pos[1]
   if not account or #pos < 2 then usage_error("revoke: give an ACCOUNT and at least one TOKEN_ID") end
-  local client = self:client()
+  check_id("account id", account)
   local ids = {}
-  for i = 2, #pos do ids[#ids + 1] = pos[i] end
+  for i = 2, #pos do
+    check_id("token id", pos[i])
+    ids[#ids + 1] = pos[i]
+  end
+  local client = self:client()
   local results, failed = array(), 0
   local existing
   if self.opts["dry-run"] then
@@ -952,6 +965,7 @@ function Cmd:cmd_user(pos)
   if not action then usage_error("user: say show, permissions, disable or enable (see atladmin user --help)") end
   if not actions[action] then usage_error("user: unknown action %q (show, permissions, disable, enable)", action) end
   if not account then usage_error("user %s: give an ACCOUNT", action) end
+  check_id("account id", account)
   if (action == "show" or action == "disable" or action == "enable") and #pos > 2 then
     usage_error("user %s: one ACCOUNT only", action)
   end
@@ -1166,7 +1180,12 @@ function M.main(argv, ctx)
     self.stderr:write("atladmin: " .. code.msg .. "\n")
     return 2
   end
-  self.stderr:write("atladmin: internal error: " .. tostring(code) .. "\n")
+  local msg = tostring(code)
+  if msg:find("bad argument", 1, true) then -- the library refused a value given on the command line
+    self.stderr:write("atladmin: " .. msg:gsub("^[^:]*:%d+: ", "") .. "\n")
+    return 2
+  end
+  self.stderr:write("atladmin: internal error: " .. msg .. "\n")
   return 1
 end
 
