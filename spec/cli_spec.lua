@@ -13,6 +13,7 @@ local ALICE = "557057:aaaaaaaa-0000-4000-8000-000000000001"
 local BOB = "557057:bbbbbbbb-0000-4000-8000-000000000002"   -- may read, may not revoke
 local CAROL = "557057:cccccccc-0000-4000-8000-000000000003" -- may not read
 local DAVE = "557057:dddddddd-0000-4000-8000-000000000004"  -- deactivated
+local BOT = "557057:eeeeeeee-0000-4000-8000-000000000005"   -- an app account
 
 local function state()
   local function p(name, status)
@@ -40,9 +41,11 @@ local function state()
       [DAVE] = { profile = p("Dave", "inactive"), status = "inactive", tokens = {
         { id = "asp_dave_old", label = "old", createdAt = "2023-01-01T00:00:00.000Z" },
       } },
+      [BOT] = { profile = { name = "Deploy bot", account_type = "app" }, tokens = {},
+                deny = { "apiToken.read" } },
     },
-    orgs = {
-      acme = { users = { ALICE, BOB, DAVE }, api_access = true },
+    orgs = { -- acme's bot is an app account whose tokens cannot be read: --per-user skips it
+      acme = { users = { ALICE, BOB, DAVE, BOT }, api_access = true },
       legacy = { users = { ALICE, BOB, CAROL, DAVE }, api_access = false },
     },
   }

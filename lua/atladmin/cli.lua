@@ -653,7 +653,8 @@ function Cmd:gather(errors)
       self:progress("reading users", n)
       if type(user) == "table" and type(user.account_id) == "string" then
         info[user.account_id] = user
-        if not active_only or user.account_status == "active" then
+        -- app (bot) accounts have no API tokens: listing them would only add errors
+        if user.account_type ~= "app" and (not active_only or user.account_status == "active") then
           accounts[#accounts + 1] = user.account_id
         end
       end
