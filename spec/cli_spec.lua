@@ -209,6 +209,9 @@ describe("atladmin command", function()
         assert.equal(2, r.code, table.concat(case[1], " "))
         assert.truthy(r.err:find(case[2], 1, true), r.err)
       end
+      local r = run { "tokens", ALICE, env = { ATLADMIN_NOW = "last tuesday" } }
+      assert.equal(2, r.code)
+      assert.truthy(r.err:find("ATLADMIN_NOW", 1, true), r.err)
       assert.equal(0, #api_requests())
     end)
 

@@ -1164,7 +1164,12 @@ function M.main(argv, ctx)
       return 0
     end
     self.opts = opts
-    self.now = ctx.now or audit.now()
+    self.now = ctx.now
+    if not self.now then
+      local ok_now, now = pcall(audit.now)
+      if not ok_now then usage_error("%s", tostring(now):gsub("^[^:]*:%d+: ", "")) end
+      self.now = now
+    end
     self.stdin_tty = ctx.stdin_tty
     if self.stdin_tty == nil then self.stdin_tty = is_tty(0) end
     self.stderr_tty = ctx.stderr_tty
