@@ -479,6 +479,9 @@ describe("atladmin command", function()
       assert.equal(1, r.code)
       local dels = api_requests("DELETE")
       assert.equal(3, #dels)
+      for _, d in ipairs(dels) do -- one token at a time: never the organization-wide revoke
+        assert.truthy(d.path:find("^/users/[^/]+/manage/api%-tokens/asp_"), d.path)
+      end
       local st = fake:state()
       assert.same({ "asp_alice_expiring", "asp_alice_fresh" }, ids_of(st.accounts[ALICE].tokens))
       assert.equal(1, #st.accounts[BOB].tokens)
