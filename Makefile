@@ -127,5 +127,26 @@ lint:
 
 
 # ---- command line: the atladmin command -------------------------------------------------------
-# (anything the CLI needs to build or install goes here)
+#   make install-cli     the atladmin launcher (and atladmin-fake, for `atladmin fake`) into
+#                        $(DESTDIR)$(PREFIX)/bin; `make install` does it too. The launcher runs
+#                        under lua$(LUA) (luajit for LUA=luajit).
+#   make cli-demo        the same as make demo
+
+BINDIR ?= $(PREFIX)/bin
+
+.PHONY: install-cli uninstall-cli cli-demo
+
+install: install-cli
+
+install-cli: $(FAKE)
+	install -d $(DESTDIR)$(BINDIR)
+	sed '1s|^#!.*|#!/usr/bin/env $(LUA_BIN)|' lua/bin/atladmin > $(DESTDIR)$(BINDIR)/atladmin.tmp
+	chmod 755 $(DESTDIR)$(BINDIR)/atladmin.tmp
+	mv -f $(DESTDIR)$(BINDIR)/atladmin.tmp $(DESTDIR)$(BINDIR)/atladmin
+	install -m 755 $(FAKE) $(DESTDIR)$(BINDIR)/atladmin-fake
+
+uninstall-cli:
+	rm -f $(DESTDIR)$(BINDIR)/atladmin $(DESTDIR)$(BINDIR)/atladmin-fake
+
+cli-demo: demo
 
