@@ -45,11 +45,16 @@ build = {
    install = {
       lua = {
          ["atladmin"] = "lua/atladmin/init.lua",
+         ["atladmin.audit"] = "lua/atladmin/audit.lua",
+         ["atladmin.cli"] = "lua/atladmin/cli.lua",
+         ["atladmin.org"] = "lua/atladmin/org.lua",
+         ["atladmin.report"] = "lua/atladmin/report.lua",
       },
       lib = {
          ["atladmin.core"] = "build/rock/atladmin/core.so",
       },
       bin = {
+         ["atladmin"] = "lua/bin/atladmin",
          ["atladmin-fake"] = "build/atladmin-fake",
       },
    },
