@@ -513,15 +513,12 @@ end
 -- ---------------------------------------------------------------------------------------------
 -- tokens
 
-function Cmd:cmd_tokens(pos)
-  if self.opts.json and self.opts.csv then usage_error("tokens: --json and --csv exclude each other") end
-  local accounts = self:accounts_from(pos, self.opts.accounts)
-  if #accounts == 0 then usage_error("tokens: give at least one ACCOUNT (or --accounts FILE)") end
-  local client = self:client()
-  local records, errors = {}, {}
-  local by_account = {}
-  local done = 0
-  M.each_tokens(client, accounts, 4, function(account_id, tokens, err)
+-- Lists the tokens of each account (concurrently where the client can), appending one record per
+-- token to records, in the order of accounts, and one error record per account that failed.
+-- info maps account ids to what is known of the account (name, email) for the records.
+function Cmd:list_tokens_of(accounts, concurrency, info, records, errors)
+  local by_account, done = {}, 0
+  M.each_tokens(self:client(), accounts, concurrency, function(account_id, tokens, err)
     done = done + 1
     if #accounts > 1 then self:progress("listing tokens", done, #accounts) end
     if tokens then
@@ -534,10 +531,19 @@ function Cmd:cmd_tokens(pos)
   end)
   self:progress_clear()
   for _, account_id in ipairs(accounts) do
+    local a = info[account_id] or { account_id = account_id }
     for _, t in ipairs(by_account[account_id] or {}) do
-      records[#records + 1] = record_from_user_token(t, { account_id = account_id })
+      records[#records + 1] = record_from_user_token(t, a)
     end
   end
+end
+
+function Cmd:cmd_tokens(pos)
+  if self.opts.json and self.opts.csv then usage_error("tokens: --json and --csv exclude each other") end
+  local accounts = self:accounts_from(pos, self.opts.accounts)
+  if #accounts == 0 then usage_error("tokens: give at least one ACCOUNT (or --accounts FILE)") end
+  local records, errors = {}, {}
+  self:list_tokens_of(accounts, 4, {}, records, errors)
   self:format_records(records, errors, "tokens")
   return #errors > 0 and 1 or 0
 end
@@ -616,26 +622,7 @@ function Cmd:gather(errors)
   local active_only = o["active-only"]
 
   local function per_account(accounts, info)
-    local done = 0
-    local by_account = {}
-    M.each_tokens(client, accounts, o.concurrency or 4, function(account_id, tokens, err)
-      done = done + 1
-      self:progress("listing tokens", done, #accounts)
-      if tokens then
-        by_account[account_id] = tokens
-      else
-        local e = error_record("list", account_id, err)
-        errors[#errors + 1] = e
-        self:report_error(e, err)
-      end
-    end)
-    self:progress_clear()
-    for _, account_id in ipairs(accounts) do
-      local a = info[account_id] or { account_id = account_id }
-      for _, t in ipairs(by_account[account_id] or {}) do
-        records[#records + 1] = record_from_user_token(t, a)
-      end
-    end
+    self:list_tokens_of(accounts, o.concurrency or 4, info, records, errors)
     return #accounts
   end
 
