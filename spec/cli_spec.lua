@@ -163,9 +163,7 @@ describe("atladmin command", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
   end)
 
   describe("help and usage", function()

@@ -50,9 +50,7 @@ describe("atladmin client", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
     client = new()
   end)
 

@@ -154,9 +154,7 @@ describe("atladmin-fake", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
   end)
 
   describe("auth", function()

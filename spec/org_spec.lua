@@ -40,9 +40,7 @@ describe("organization iterators", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
   end)
 

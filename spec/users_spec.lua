@@ -37,9 +37,7 @@ describe("user management calls", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
   end)
 
