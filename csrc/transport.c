@@ -128,6 +128,8 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   c->easy = e;
   c->rng = (unsigned long long)time(NULL) ^ ((unsigned long long)(size_t)c << 16);
   c->headers = common_headers(c->user_agent);
+  /* an empty POST (enable, disable without message) must not get libcurl's form Content-Type */
+  if (c->headers) c->headers = curl_slist_append(c->headers, "Content-Type:");
   c->headers_body = common_headers(c->user_agent);
   if (c->headers_body) c->headers_body = curl_slist_append(c->headers_body, "Content-Type: application/json");
   if (!c->headers || !c->headers_body) return "out of memory";

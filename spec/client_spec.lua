@@ -50,9 +50,7 @@ describe("atladmin client", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
     client = new()
   end)
 
@@ -341,9 +339,8 @@ describe("atladmin client", function()
       for _ = 1, 5 do assert(client:tokens(BOB)) end
       local reqs = fake:requests()
       assert.equal(5, #reqs)
-      if reqs[1].conn then
-        for i = 2, 5 do assert.equal(reqs[1].conn, reqs[i].conn) end
-      end
+      assert.is_true(reqs[1].conn > 0)
+      for i = 2, 5 do assert.equal(reqs[1].conn, reqs[i].conn) end
     end)
   end)
 
@@ -374,6 +371,7 @@ describe("atladmin client", function()
       assert.is_false(ok)
       assert.matches("token_id must not be '.' or '..'", msg, 1, true)
       ok, msg = pcall(client.revoke, client, ALICE, {})
+      assert.is_false(ok)
       assert.matches("token_id: expected a string, got table", msg, 1, true)
     end)
 
