@@ -221,7 +221,8 @@ local function bench_decode()
   local r = ta / tc
   row("decoding a 10,000-token response into Lua tables", "cjson.decode of the same bytes",
       string.format("%.2fx its time", r), "<= 1.5x", r <= 1.5,
-      string.format("%d KiB: atladmin %.1f ms, cjson %.1f ms", math.floor(#body / 1024), ta / N_DECODE * 1e3, tc / N_DECODE * 1e3))
+      string.format("%d KiB: atladmin %.1f ms, cjson %.1f ms", math.floor(#body / 1024),
+                    ta / N_DECODE * 1e3, tc / N_DECODE * 1e3))
 end
 
 local function start_fake()

@@ -47,10 +47,14 @@ end
 
 local Nginx = {}
 
-function Nginx.start(fake_url)
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(sh("mkdir -p '" .. dir .. "/logs'"))
+-- A certificate for 127.0.0.1 that nginx trusts (lua_ssl_trusted_certificate) and libcurl too.
+local function make_cert(dir)
+  return sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
+            "-addext subjectAltName=IP:127.0.0.1 -keyout '" .. dir .. "/key.pem' -out '" .. dir ..
+            "/cert.pem' >/dev/null 2>&1")
+end
+
+function Nginx.start(fake_url, tls_url, dir)
   local port = free_port()
   local conf = ([[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -71,9 +75,11 @@ http {
   scgi_temp_path DIR/scgi;
   lua_package_path "TOP/lua/?.lua;TOP/lua/?/init.lua;TOP/?.lua;;";
   lua_package_cpath "TOP/build/luajit/?.so;;";
+  lua_ssl_trusted_certificate DIR/cert.pem;
   server {
     listen 127.0.0.1:PORT;
     set $fake_url FAKE;
+    set $fake_tls_url TLSURL;
     location /call { content_by_lua_block { require("spec.support.resty_app").call() } }
     location /each { content_by_lua_block { require("spec.support.resty_app").each() } }
     location /fast { content_by_lua_block { require("spec.support.resty_app").fast() } }
@@ -81,6 +87,7 @@ http {
   }
 }
 ]]):gsub("DIR", dir):gsub("TOP", TOP):gsub("PORT", tostring(port)):gsub("FAKE", fake_url)
+     :gsub("TLSURL", tls_url)
   local f = assert(io.open(dir .. "/nginx.conf", "wb"))
   f:write(conf)
   f:close()
@@ -102,7 +109,7 @@ function Nginx:stop()
 end
 
 describe("atladmin.resty in nginx", function()
-  local fake, nginx, client
+  local fake, tls_fake, nginx, client, dir
 
   local function via_nginx(op, a, b)
     local url = nginx.url .. "/call?op=" .. op .. "&a=" .. escape(a) .. (b and "&b=" .. escape(b) or "")
@@ -121,7 +128,12 @@ describe("atladmin.resty in nginx", function()
   setup(function()
     assert(sh("make -s -C '" .. TOP .. "' LUA=luajit module >/dev/null"))
     fake = Fake.start { key = KEY, state = state() }
-    nginx = Nginx.start(fake.url)
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(sh("mkdir -p '" .. dir .. "/logs'"))
+    assert(make_cert(dir), "openssl could not make a test certificate")
+    tls_fake = Fake.start { key = KEY, state = state(), tls_cert = dir .. "/cert.pem", tls_key = dir .. "/key.pem" }
+    nginx = Nginx.start(fake.url, tls_fake.url, dir)
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 2, backoff_base = 0.01, timeout = 10 }
   end)
 
@@ -129,6 +141,7 @@ describe("atladmin.resty in nginx", function()
     if nginx then nginx:stop() end
     if client then client:close() end
     if fake then fake:stop() end
+    if tls_fake then tls_fake:stop() end
   end)
 
   before_each(function()
@@ -160,6 +173,18 @@ describe("atladmin.resty in nginx", function()
     b = via_curl("tokens", ALICE)
     assert.equal("decode", a.r.kind)
     assert.same(b, a)
+  end)
+
+  it("speaks HTTPS with the certificate verified, like the libcurl client", function()
+    local body = http.request(nginx.url .. "/call?tls=1&op=tokens&a=" .. escape(ALICE))
+    local got = cjson.decode(body)
+    local c = atladmin.new { token = KEY, base_url = tls_fake.url, ca_file = dir .. "/cert.pem" }
+    local v, r = c:tokens(ALICE)
+    c:close()
+    local want = cjson.decode(cjson.encode(shape("tokens", v, r)))
+    assert.equal(2, #got.value)
+    assert.matches("^https://", got.r.endpoint)
+    assert.same(want, got)
   end)
 
   it("revokes", function()

@@ -10,14 +10,17 @@ local M = {}
 -- calls in progress in this worker (the spec runs one worker process)
 local inflight = 0
 
-local client
+local clients = {}
 
+-- one client per worker for the plain fake, one for the TLS fake (?tls=1)
 local function get_client()
-  if not client then
-    client = resty.new { token = os.getenv("ATLADMIN_SPEC_KEY") or "spec-resty-key",
-                         base_url = ngx.var.fake_url, retries = 2, backoff_base = 0.01, timeout = 10 }
+  local tls = ngx.var.arg_tls == "1"
+  if not clients[tls] then
+    clients[tls] = resty.new { token = os.getenv("ATLADMIN_SPEC_KEY") or "spec-resty-key",
+                               base_url = tls and ngx.var.fake_tls_url or ngx.var.fake_url,
+                               retries = 2, backoff_base = 0.01, timeout = 10 }
   end
-  return client
+  return clients[tls]
 end
 
 local function reply(t)
