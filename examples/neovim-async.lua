@@ -1,5 +1,5 @@
 -- examples/neovim-async.lua: list API tokens from Neovim (0.7+) without freezing the editor.
--- luacheck: read globals vim
+-- luacheck: globals vim
 -- Requests run on an atladmin queue that libuv drives: a poll handle on the queue's pollfd and a
 -- timer for its timeout() call queue:step(0), which never blocks. The editor stays responsive
 -- while hundreds of accounts are listed.
