@@ -222,7 +222,7 @@ static void harvest(atl_queue *q) {
   atl_client *c = q->client;
   while ((m = curl_multi_info_read(q->multi, &left))) {
     atl_xfer *x = NULL;
-    double wait, now;
+    double wait = 0, now;
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     atl_attempt_done(x->easy, m->data.result, &x->resp, &x->rb, &x->r);
@@ -241,7 +241,7 @@ static void harvest(atl_queue *q) {
     /* The server is rate limiting this key: every request would be refused, so none starts
      * until the time it asked for has passed (bounded like a single call's wait). */
     if (x->r.status == 429 || (x->r.status == 503 && x->r.retry_after >= 0)) {
-      double pause = x->r.retry_after >= 0 ? x->r.retry_after : wait;
+      double pause = x->r.retry_after >= 0 ? x->r.retry_after : wait; /* 0 for a final reply */
       if (pause > c->opt.max_retry_wait) pause = c->opt.max_retry_wait;
       if (now + pause > q->paused_until) q->paused_until = now + pause;
     }
