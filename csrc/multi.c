@@ -183,9 +183,10 @@ static void start(atl_queue *q, atl_xfer *x, double now) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &x->resp);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->rb.errbuf);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-  /* wait for a connection being set up to say whether it multiplexes (HTTP/2) rather than
-   * opening one connection per transfer at the start of a batch */
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  /* over https, wait for a connection being set up to say (ALPN) whether it multiplexes
+   * (HTTP/2) rather than opening one connection per transfer at the start of a batch; plain
+   * http is HTTP/1.1, where waiting would only hold every transfer behind the first one */
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncmp(x->url, "https:", 6) == 0 ? 1L : 0L);
   if (curl_multi_add_handle(q->multi, e) != CURLM_OK) {
     give_back_easy(q, x);
     x->r.transport_failed = 1;
