@@ -46,9 +46,11 @@ build = {
       lua = {
          ["atladmin"] = "lua/atladmin/init.lua",
          ["atladmin.audit"] = "lua/atladmin/audit.lua",
+         ["atladmin.batch"] = "lua/atladmin/batch.lua",
          ["atladmin.cli"] = "lua/atladmin/cli.lua",
          ["atladmin.org"] = "lua/atladmin/org.lua",
          ["atladmin.report"] = "lua/atladmin/report.lua",
+         ["atladmin.resty"] = "lua/atladmin/resty.lua",
       },
       lib = {
          ["atladmin.core"] = "build/rock/atladmin/core.so",
