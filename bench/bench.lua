@@ -298,6 +298,39 @@ local function bench_rss()
   client:close()
 end
 
+-- each_tokens pulls ids from an iterator as slots free up: memory stays flat however many accounts
+local function bench_stream_rss()
+  local client = atladmin.new { token = KEY, base_url = nginx.http }
+  local function ids(n)
+    local i = 0
+    return function()
+      i = i + 1
+      if i <= n then return string.format("557057:%08d", i) end
+    end
+  end
+  for _ in client:each_tokens(ids(2000), { concurrency = CONCURRENCY }) do end
+  collectgarbage()
+  collectgarbage()
+  local before, peak, n = rss_kib(), 0, 0
+  local t0 = now()
+  for _, tokens in client:each_tokens(ids(N_RSS), { concurrency = CONCURRENCY }) do
+    n = n + 1
+    if not tokens then error("each_tokens: account " .. n .. " failed") end
+    if n % 10000 == 0 then
+      local r = rss_kib()
+      if r > peak then peak = r end
+    end
+  end
+  local t = now() - t0
+  collectgarbage()
+  collectgarbage()
+  local growth = (math.max(peak, rss_kib()) - before) / 1024
+  row(string.format("RSS growth during each_tokens over %d accounts", N_RSS), "-", string.format("%.2f MiB", growth),
+      "< 2 MiB", growth < 2, string.format("peak sampled every 10,000 results; %.0f accounts/s at concurrency %d",
+                                         N_RSS / t, CONCURRENCY))
+  client:close()
+end
+
 local function bench_startup()
   local lua = os.getenv("ATLADMIN_LUA") or "lua5.4"
   local script = WORK .. "/startup.lua"
@@ -345,6 +378,7 @@ local ok, err = xpcall(function()
   bench_sequential()
   bench_decode()
   bench_rss()
+  bench_stream_rss()
 end, debug.traceback)
 nginx.stop()
 if not ok then error(err, 0) end
