@@ -27,8 +27,8 @@ FAKE     := $(BUILD)/atladmin-fake
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Werror=implicit-function-declaration -Wformat=2 -Wno-unused-parameter
 OPT      ?= -O2 -g
-DEPCFLAGS = $(shell pkg-config --cflags libcurl libcjson)
-DEPLIBS   = $(shell pkg-config --libs libcurl libcjson) -lm
+DEPCFLAGS = $(shell pkg-config --cflags libcurl libcjson openssl)
+DEPLIBS   = $(shell pkg-config --libs libcurl libcjson openssl) -lm
 LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC))
 CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(OPT) \
              $(LUA_CFLAGS) $(DEPCFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)

@@ -64,6 +64,7 @@ typedef struct atl_reply {
 typedef struct atl_options {
   double timeout, connect_timeout;
   double backoff_base, backoff_max, max_retry_wait;
+  double stall_timeout;          /* abort when under 1 byte/s for this long (whole seconds) */
   int retries;
   size_t max_body;
 } atl_options;
@@ -83,6 +84,9 @@ typedef struct atl_client {
   char content_type[128];
   char rl_reset[64];
   char location[512];
+  char *ca_pem;                     /* ca_file's certificates, added to each TLS context */
+  size_t ca_pem_len;
+  int sends;                        /* requests libcurl sent during one perform (it may resend) */
   int closed;
 } atl_client;
 
@@ -108,6 +112,9 @@ int atl_is_retryable_status(long status);
 double atl_backoff_delay(const atl_options *o, int attempt, double retry_after, unsigned long long *rng);
 
 void atl_push_query(lua_State *L, int idx, const char *what);
+
+/* tls.c: ca_file adds to the system trust store */
+const char *atl_tls_add_ca_file(atl_client *c, const char *path);
 
 /* decode.c: JSON -> Lua and replies -> results */
 int atl_push_json(lua_State *L, const void *cjson_item, int depth);

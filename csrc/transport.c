@@ -103,7 +103,31 @@ double atl_backoff_delay(const atl_options *o, int attempt, double retry_after, 
   return d * (0.7 + 0.6 * next_unit(rng));
 }
 
+/* Called by libcurl right before it sends a request, also when it silently resends one on a
+ * reused connection that turned out dead: more than one call means the server may have acted. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
+  atl_client *c = ud;
+  (void)conn_primary_ip; (void)conn_local_ip; (void)conn_primary_port; (void)conn_local_port;
+  c->sends++;
+  return CURL_PREREQFUNC_OK;
+}
+
+/* The hardening options that do not depend on the call: stall limit, no proxy for clear text,
+ * counting sends. */
+static void set_limits(atl_client *c) {
+  CURL *e = c->easy;
+  long stall = (long)ceil(c->opt.stall_timeout);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, stall < 1 ? 1L : stall);
+  /* http is only allowed to loopback: never let a proxy carry the clear-text key elsewhere */
+  if (strncmp(c->base_url, "http://", 7) == 0) curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
+}
+
 const char *atl_transport_init(atl_client *c, const char *ca_file, const char *proxy) {
+  const char *problem;
   CURL *e = curl_easy_init();
   if (!e) return "curl_easy_init failed";
   c->easy = e;
@@ -120,7 +144,7 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) return "ca_file not supported";
+  if (ca_file && (problem = atl_tls_add_ca_file(c, ca_file)) != NULL) return problem;
   if (proxy && curl_easy_setopt(e, CURLOPT_PROXY, proxy) != CURLE_OK) return "proxy not supported";
   curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
   curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
@@ -133,6 +157,7 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->opt.timeout * 1000.0));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->opt.connect_timeout * 1000.0));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opt.max_body);
+  set_limits(c);
   return NULL;
 }
 
@@ -210,7 +235,9 @@ void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
     attempt++;
     atl_buf_reset(&c->body, c->opt.max_body);
     c->errbuf[0] = '\0';
+    c->sends = 0;
     rc = curl_easy_perform(c->easy);
+    if (c->sends > 1) r->maybe_delivered = 1;
     r->status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r->status);
     r->curl_code = (int)rc;
