@@ -64,7 +64,7 @@ typedef struct atl_reply {
 typedef struct atl_options {
   double timeout, connect_timeout;
   double backoff_base, backoff_max, max_retry_wait;
-  double stall_timeout;          /* abort when under 1 byte/s for this long (whole seconds) */
+  double stall_timeout;          /* abort when a started body pauses this long */
   int retries;
   size_t max_body;
 } atl_options;
@@ -87,6 +87,9 @@ typedef struct atl_client {
   char *ca_pem;                     /* ca_file's certificates, added to each TLS context */
   size_t ca_pem_len;
   int sends;                        /* requests libcurl sent during one perform (it may resend) */
+  curl_off_t seen_dl, seen_ul;      /* the stall watch: bytes seen and when they last grew */
+  double last_progress;
+  int stalled;
   int closed;
 } atl_client;
 

@@ -1,6 +1,7 @@
 /* transport.c: sending a request with libcurl on the client's easy handle (one kept-alive
  * connection per client), bounded response bodies, and retries that respect rate limits. */
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,13 +114,46 @@ static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int c
   return CURL_PREREQFUNC_OK;
 }
 
-/* The hardening options that do not depend on the call: stall limit, no proxy for clear text,
+/* Progress callback: once the body has started, a pause longer than stall_timeout stops the
+ * transfer (the total timeout alone would let a trickling server hold a call for its full
+ * length). libcurl calls this about once a second even when nothing arrives. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  atl_client *c = ud;
+  double t = now_seconds();
+  (void)dltotal; (void)ultotal;
+  if (dlnow != c->seen_dl || ulnow != c->seen_ul || dlnow == 0) {
+    c->seen_dl = dlnow;
+    c->seen_ul = ulnow;
+    c->last_progress = t;
+    return 0;
+  }
+  if (t - c->last_progress < c->opt.stall_timeout) return 0;
+  c->stalled = 1;
+  return 1;
+}
+
+/* Gets the stall watch ready for one attempt. */
+static void stall_reset(atl_client *c) {
+  c->seen_dl = c->seen_ul = 0;
+  c->last_progress = now_seconds();
+  c->stalled = 0;
+}
+
+/* A stalled body reads as a timeout (retryable, the request may have been delivered). */
+static CURLcode stall_result(atl_client *c, CURLcode rc) {
+  if (!c->stalled || rc != CURLE_ABORTED_BY_CALLBACK) return rc;
+  snprintf(c->errbuf, sizeof c->errbuf, "response body stalled: nothing received for %g s (stall_timeout)",
+           c->opt.stall_timeout);
+  return CURLE_OPERATION_TIMEDOUT;
+}
+
+/* The hardening options that do not depend on the call: stall watch, no proxy for clear text,
  * counting sends. */
 static void set_limits(atl_client *c) {
   CURL *e = c->easy;
-  long stall = (long)ceil(c->opt.stall_timeout);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, stall < 1 ? 1L : stall);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
   /* http is only allowed to loopback: never let a proxy carry the clear-text key elsewhere */
   if (strncmp(c->base_url, "http://", 7) == 0) curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
@@ -236,7 +270,8 @@ void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
     atl_buf_reset(&c->body, c->opt.max_body);
     c->errbuf[0] = '\0';
     c->sends = 0;
-    rc = curl_easy_perform(c->easy);
+    stall_reset(c);
+    rc = stall_result(c, curl_easy_perform(c->easy));
     if (c->sends > 1) r->maybe_delivered = 1;
     r->status = 0;
     curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r->status);
