@@ -129,7 +129,7 @@ valgrind: deps all | $(HARD_OUT)
 	@ATLADMIN_SPEC_WRAPPER="valgrind --leak-check=full --keep-debuginfo=yes --errors-for-leak-kinds=definite \
 	  --error-exitcode=99 --suppressions=$(CURDIR)/fuzz/valgrind.supp" \
 	  sh spec/run 5.4 > $(HARD_OUT)/valgrind.txt 2>&1; st=$$?; tail -n 1 $(HARD_OUT)/valgrind.txt; \
-	  grep -E "ERROR SUMMARY|definitely lost" $(HARD_OUT)/valgrind.txt | sort | uniq -c; exit $$st
+	  grep -a -E "ERROR SUMMARY|definitely lost" $(HARD_OUT)/valgrind.txt | sort | uniq -c; exit $$st
 
 gcstress: deps all | $(HARD_OUT)
 	@LUA_INIT_5_4="collectgarbage('generational')" sh spec/run 5.4 2>&1 | tee $(HARD_OUT)/gcstress-generational.txt | tail -1

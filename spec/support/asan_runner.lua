@@ -3,7 +3,7 @@
 -- collects garbage (every __gc runs) and exits without closing the state. Failing specs still
 -- exit 1. Usage: lua_host spec/support/asan_runner.lua [busted args]
 local real_exit = os.exit
-os.exit = function(code, _)
+os.exit = function(code, _) -- luacheck: ignore 122
   collectgarbage()
   collectgarbage()
   if code == true or code == nil then code = 0 elseif code == false then code = 1 end
