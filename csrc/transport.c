@@ -8,7 +8,10 @@
 #include <time.h>
 #include "internal.h"
 
+#define BUF_KEEP (256u * 1024) /* a bigger buffer is given back after use, not kept by the client */
+
 void atl_buf_reset(atl_buf *b, size_t limit) {
+  if (b->cap > BUF_KEEP) atl_buf_free(b);
   b->len = 0;
   b->limit = limit;
   b->overflow = 0;
@@ -24,6 +27,7 @@ int atl_buf_append(atl_buf *b, const char *p, size_t n) {
     size_t cap = b->cap ? b->cap : 4096;
     char *d;
     while (cap < b->len + n + 1) cap *= 2;
+    if (cap > b->limit + 1) cap = b->limit + 1; /* never more than max_body (+ NUL) */
     d = realloc(b->data, cap);
     if (!d) return 0;
     b->data = d;

@@ -3,6 +3,7 @@
 local atladmin = require "atladmin"
 local Fake = require "spec.support.fake"
 local Child = require "spec.support.child"
+local RawServer = require "spec.support.rawserver"
 local socket = require "socket"
 
 local KEY = "faults-key-0b5e"
@@ -164,6 +165,33 @@ describe("faults", function()
         fault { type = "truncate", body = '[{"id":"asp_t","label":"truncated","createdAt":"x"}]' }
         local err = is_error(nil, select(2, call.run(new())), "transport")
         assert.equal(PARTIAL_FILE, err.code)
+      end)
+
+      it("a reset (RST) mid-body", function()
+        local srv = RawServer.start { reset = true, bytes = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" ..
+          "Content-Length: 5000\r\n\r\n" .. '[{"id":"asp_r","label":"' .. ("r"):rep(1000) }
+        local c = atladmin.new { token = KEY, base_url = srv.url, retries = 0, timeout = 5 }
+        local err = is_error(nil, select(2, call.run(c)), "transport")
+        c:close()
+        assert.equal(1, srv:finish())
+        assert.is_true(err.code == RECV_ERROR or err.code == PARTIAL_FILE, tostring(err.code))
+      end)
+
+      it("a gzip bomb: the decompressed body is bounded by max_body", function()
+        local gz = os.tmpname()
+        assert(os.execute("head -c 50000000 /dev/zero | gzip -9 > " .. gz))
+        local f = assert(io.open(gz, "rb"))
+        local zipped = f:read("*a")
+        f:close()
+        os.remove(gz)
+        assert.is_true(#zipped < 100000)
+        local srv = RawServer.start { bytes = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" ..
+          "Content-Encoding: gzip\r\nContent-Length: " .. #zipped .. "\r\n\r\n" .. zipped }
+        local c = atladmin.new { token = KEY, base_url = srv.url, retries = 0, timeout = 10 }
+        local err = is_error(nil, select(2, call.run(c)), "transport")
+        c:close()
+        srv:finish()
+        assert.matches("larger than max_body", err.message)
       end)
 
       it("a truncated chunked body", function()
