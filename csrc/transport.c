@@ -151,10 +151,11 @@ static CURLcode stall_result(atl_client *c, CURLcode rc) {
   return CURLE_OPERATION_TIMEDOUT;
 }
 
-/* The hardening options that do not depend on the call: stall watch, no proxy for clear text,
- * counting sends. */
+/* The hardening options that do not depend on the call: TLS 1.2 at least, stall watch, no proxy
+ * for clear text, counting sends. */
 static void set_limits(atl_client *c) {
   CURL *e = c->easy;
+  curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, c);
