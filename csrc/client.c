@@ -223,6 +223,20 @@ static int client_revoke(lua_State *L) {
   return send_call(L, c, &atl_op_revoke, NULL, 0);
 }
 
+/* Pushes {name = <argument idx>} and its encoding (a query string or JSON text); when the
+ * argument is nil, pushes nil and "" instead. */
+static void push_wrapped(lua_State *L, int idx, const char *name, void (*encode)(lua_State *, int, const char *)) {
+  if (lua_isnil(L, idx)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "");
+    return;
+  }
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, idx);
+  lua_setfield(L, -2, name);
+  encode(L, -1, name);
+}
+
 /* permissions(account_id [, {"apiToken.read", ...}]) */
 static int client_permissions(lua_State *L) {
   atl_client *c;
@@ -237,14 +251,8 @@ static int client_permissions(lua_State *L) {
         luaL_argerror(L, 3, lua_pushfstring(L, "privileges[%d] must be a non-empty string", i));
       lua_pop(L, 1);
     }
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 3);
-    lua_setfield(L, -2, "privileges");
-    atl_push_query(L, -1, "privileges");
-  } else {
-    lua_pushnil(L);
-    lua_pushliteral(L, "");
   }
+  push_wrapped(L, 3, "privileges", atl_push_query);
   c = prepare(L, &atl_op_permissions, account_arg, lua_tostring(L, -1));
   return send_call(L, c, &atl_op_permissions, NULL, 0);
 }
@@ -275,16 +283,8 @@ static int client_disable(lua_State *L) {
   const char *body = "";
   lua_settop(L, 3);
   check_client(L, "disable");
-  if (!lua_isnil(L, 3)) {
-    luaL_argcheck(L, lua_type(L, 3) == LUA_TSTRING, 3, "message: expected a string");
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 3);
-    lua_setfield(L, -2, "message");
-    atl_push_json_text(L, -1, "message");
-  } else {
-    lua_pushnil(L);
-    lua_pushliteral(L, "");
-  }
+  luaL_argcheck(L, lua_isnil(L, 3) || lua_type(L, 3) == LUA_TSTRING, 3, "message: expected a string");
+  push_wrapped(L, 3, "message", atl_push_json_text);
   c = prepare(L, &atl_op_disable, account_arg, NULL);
   body = lua_tolstring(L, -2, &len);
   return send_call(L, c, &atl_op_disable, body, len);
