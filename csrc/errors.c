@@ -93,12 +93,11 @@ static void push_redacted_cut(lua_State *L, const char *s, size_t len, size_t ma
   luaL_pushresult(&b);
 }
 
-static void push_redacted(lua_State *L, const char *s, size_t len, const char *secret, size_t slen) {
-  push_redacted_cut(L, s, len, len, 0, secret, slen);
-}
-
-static void set_redacted(lua_State *L, const char *k, const char *v, size_t n, const atl_reply *r) {
-  push_redacted(L, v, n, r->secret, r->secret_len);
+/* Sets t[k] to the redacted text of a fixed-size buffer of size sz: a text that filled it may
+ * have been cut, so its tail is treated as possibly the start of the key. */
+static void set_redacted(lua_State *L, const char *k, const char *v, size_t sz, const atl_reply *r) {
+  size_t n = strlen(v);
+  push_redacted_cut(L, v, n, n, n + 1 >= sz, r->secret, r->secret_len);
   lua_setfield(L, -2, k);
 }
 
@@ -120,8 +119,8 @@ static const char *reason_phrase(long status) {
 }
 
 void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const char *message) {
-  char key[128], msg[512];
-  key[0] = msg[0] = '\0';
+  char key[128], msg[512], extra[64];
+  key[0] = msg[0] = extra[0] = '\0';
   if (!r->transport_failed && r->status) atl_error_details(r->body, r->body_len, key, sizeof key, msg, sizeof msg);
   if (message) {
     copy_out(msg, sizeof msg, message);
@@ -130,10 +129,8 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
   } else if (!msg[0]) {
     copy_out(msg, sizeof msg, reason_phrase(r->status));
   }
-  if (r->status == 429 && r->retry_after >= 0) {
-    size_t n = strlen(msg);
-    snprintf(msg + n, sizeof msg - n, "; retry after %.0f s", r->retry_after);
-  }
+  if (r->status == 429 && r->retry_after >= 0)
+    snprintf(extra, sizeof extra, "; retry after %.0f s", r->retry_after);
   lua_createtable(L, 0, 14);
   lua_pushstring(L, kind);
   lua_setfield(L, -2, "kind");
@@ -141,8 +138,14 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
     atl_pushwhole(L, r->status);
     lua_setfield(L, -2, "status");
   }
-  if (key[0]) set_redacted(L, "key", key, strlen(key), r);
-  set_redacted(L, "message", msg, strlen(msg), r);
+  if (key[0]) set_redacted(L, "key", key, sizeof key, r);
+  set_redacted(L, "message", msg, sizeof msg, r);
+  if (extra[0]) {
+    lua_getfield(L, -1, "message");
+    lua_pushstring(L, extra);
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "message");
+  }
   if (r->method) {
     lua_pushstring(L, r->method);
     lua_setfield(L, -2, "method");
@@ -167,7 +170,7 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
     atl_pushwhole(L, r->curl_code);
     lua_setfield(L, -2, "code");
   }
-  if (r->location) set_redacted(L, "location", r->location, strlen(r->location), r);
+  if (r->location) set_redacted(L, "location", r->location, ATL_LOCATION_MAX, r);
   if (r->body && r->body_len) {
     push_redacted_cut(L, r->body, r->body_len, ATL_ERR_BODY_MAX, r->body_overflow, r->secret,
                       r->secret_len);

@@ -14,6 +14,7 @@
 #define ATL_MAX_ID_LEN 1024     /* longest account or token id accepted */
 #define ATL_MAX_DEPTH 200       /* deepest JSON nesting turned into Lua tables */
 #define ATL_ERR_BODY_MAX 4096   /* how much of an error body err.body keeps */
+#define ATL_LOCATION_MAX 512    /* how much of a Location header is kept */
 
 /* A growable byte buffer with a hard limit (the response body). */
 typedef struct atl_buf {
@@ -83,7 +84,7 @@ typedef struct atl_client {
   char errbuf[CURL_ERROR_SIZE];
   char content_type[128];
   char rl_reset[64];
-  char location[512];
+  char location[ATL_LOCATION_MAX];
   char *ca_pem;                     /* ca_file's certificates, added to each TLS context */
   size_t ca_pem_len;
   int sends;                        /* requests libcurl sent during one perform (it may resend) */

@@ -176,6 +176,24 @@ describe("security", function()
       c:close()
     end)
 
+    it("leaves no prefix of itself where a long message or Location is cut", function()
+      local c = new()
+      for shift = 1, #KEY - 1, 3 do
+        local msg = ("m"):rep(511 - shift) .. KEY .. "tail"
+        fake:fault { path = TOKENS_PATH, type = "status", status = 400,
+                     body = '{"key":"bad","message":"' .. msg .. '"}' }
+        local _, err = c:tokens(ALICE)
+        assert.is_nil(err.message:find(KEY:sub(1, shift), 511 - shift - 1, true), "message shift " .. shift)
+        local loc = "https://elsewhere.example/" .. ("l"):rep(511 - 26 - shift) .. KEY
+        fake:fault { path = TOKENS_PATH, type = "status", status = 302, headers = { Location = loc } }
+        _, err = c:tokens(ALICE)
+        assert.is_nil(err.location:find(KEY:sub(1, shift), 27, true), "location shift " .. shift)
+        assert.is_nil(err.message:find(KEY:sub(1, shift), 60, true), "3xx message shift " .. shift)
+        assert.is_false(has_key(all_text(err)))
+      end
+      c:close()
+    end)
+
     it("leaves no prefix of itself where the body stops at max_body", function()
       local c = new { max_body = 1024 }
       local body = '["' .. ("z"):rep(1024 - 2 - 5) .. KEY .. ("w"):rep(2000) .. '"]'
