@@ -136,20 +136,26 @@ gcstress: deps all | $(HARD_OUT)
 	@LUA_INIT_5_4="collectgarbage('incremental', 1, 400)" sh spec/run 5.4 2>&1 | tee $(HARD_OUT)/gcstress-nopause.txt | tail -1
 	@tail -1 $(HARD_OUT)/gcstress-generational.txt | grep -q ", 0 failed" && tail -1 $(HARD_OUT)/gcstress-nopause.txt | grep -q ", 0 failed"
 
-fuzz-build: $(BUILD)/fuzz/fuzz_decode
+fuzz-build: $(BUILD)/fuzz/fuzz_decode $(BUILD)/fuzz/fuzz_request
 
-$(BUILD)/fuzz/fuzz_decode: fuzz/fuzz_decode.c $(CORE_SRC) $(CORE_HDR)
+$(BUILD)/fuzz/%: fuzz/%.c $(CORE_SRC) $(CORE_HDR)
 	mkdir -p $(BUILD)/fuzz
-	clang $(TOOL_CFLAGS) -fsanitize=fuzzer -o $@ fuzz/fuzz_decode.c $(CORE_SRC) $(TOOL_LIBS)
+	clang $(TOOL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_SRC) $(TOOL_LIBS)
 
-# The committed seeds (fuzz/corpus, crashers kept in fuzz/regressions) are read, never written:
-# new finds go to fuzz/corpus-work.
+# Two targets: decoding and error bodies get FUZZ_SECONDS, request building a third of that.
+# The committed seeds (fuzz/corpus*, crashers kept in fuzz/regressions*) are read, never
+# written: new finds go to fuzz/corpus-work/.
+FUZZ_RUN = $(SAN_ENV) $(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$(1)- \
+	  fuzz/corpus-work/$(1) $(3) > $(HARD_OUT)/fuzz-$(1).txt 2>&1
+
 fuzz: deps fuzz-build | $(HARD_OUT)
-	@mkdir -p fuzz/corpus-work
-	@$(SAN_ENV) $(BUILD)/fuzz/fuzz_decode -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ \
-	  fuzz/corpus-work fuzz/corpus fuzz/regressions > $(HARD_OUT)/fuzz.txt 2>&1; st=$$?; \
-	  grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss|SUMMARY)|ERROR" $(HARD_OUT)/fuzz.txt; exit $$st
+	@mkdir -p fuzz/corpus-work/decode fuzz/corpus-work/request
+	@$(call FUZZ_RUN,decode,$(FUZZ_SECONDS),fuzz/corpus fuzz/regressions); st=$$?; \
+	  $(call FUZZ_RUN,request,$$(( $(FUZZ_SECONDS) / 3 + 1 )),fuzz/corpus-request fuzz/regressions-request); \
+	  st2=$$?; for t in decode request; do echo "fuzz_$$t:"; \
+	  grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss|SUMMARY)|ERROR" $(HARD_OUT)/fuzz-$$t.txt; done; \
+	  [ $$st -eq 0 ] && [ $$st2 -eq 0 ]
 
 check-all: test asan valgrind gcstress fuzz
 	@echo "check-all: every hardening run passed; figures in $(HARD_OUT)/"
