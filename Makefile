@@ -84,8 +84,10 @@ clean:
 #   make alloc-check every allocation of the conversion and request paths failed in turn (ASan)
 #   make valgrind    whole suite under valgrind (definite leaks and errors fail)
 #   make gcstress    whole suite with generational GC, then with a collector that never pauses
-#   make fuzz        libFuzzer over decoding and error bodies, FUZZ_SECONDS (60) with ASan/UBSan
-#   make check-all   test + all of the above; figures land in build/hardening/*.txt
+#   make fuzz        libFuzzer over decoding/error bodies (FUZZ_SECONDS, 60) and request building
+#                    (a third of that), ASan/UBSan
+#   make check-all   test + all of the above, one after another (no -j: the suite runs share
+#                    build/spec-5.4.tap); logs and figures land in build/hardening/
 ASAN_BUILD   := $(BUILD)/asan
 ASAN_OUT     := $(ASAN_BUILD)/5.4
 SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
