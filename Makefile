@@ -2,7 +2,8 @@
 #
 #   make                 build for Lua 5.4 (build/5.4/atladmin/core.so) and the fake server
 #   make LUA=5.1         build for another ABI: 5.4, 5.3, 5.1, luajit
-#   make test            install what is missing, build, run every spec
+#   make test            install what is missing, build every ABI, run every spec under each
+#   make test LUA=5.1    the same for one Lua only
 #   make demo            install what is missing, run examples/demo.lua against the fake
 
 LUA      ?= 5.4
@@ -66,8 +67,8 @@ $(OUT)/obj $(OUT)/atladmin $(BUILD):
 deps:
 	@sh .ci/deps
 
-test: deps all
-	@sh spec/run $(LUA)
+test: deps all test-modules
+	@sh spec/run $(TEST_LUAS)
 
 demo: deps all
 	@sh examples/demo.sh
@@ -76,7 +77,45 @@ clean:
 	rm -rf $(BUILD)
 
 # ---- portability: other Lua ABIs, install, LuaRocks ----------------------------------------
-# (targets for several ABIs at once and `make install` go here)
+# `make test` covers every ABI unless LUA was given on the command line.
+ALL_LUAS := 5.4 5.3 5.1 luajit
+ifeq ($(origin LUA),command line)
+  TEST_LUAS := $(LUA)
+else
+  TEST_LUAS := $(ALL_LUAS)
+endif
+
+.PHONY: modules test-modules rock
+
+modules:
+	@for v in $(ALL_LUAS); do $(MAKE) --no-print-directory module LUA=$$v || exit 1; done
+
+test-modules:
+	@for v in $(TEST_LUAS); do $(MAKE) --no-print-directory module LUA=$$v || exit 1; done
+
+# make install [LUA=5.4] [PREFIX=/usr/local] [DESTDIR=]: the module where that Lua looks for it
+# by default, plus the fake server. A LUA=luajit build goes to lib/lua/5.1 like any 5.1 module
+# but needs LuaJIT (it uses LuaJIT's luaL_setfuncs); LUA=5.1 builds one for both.
+LUA_LIBDIR_INST = $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)
+LUA_SHAREDIR_INST = $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)
+install: module fake
+	install -d $(LUA_LIBDIR_INST)/atladmin $(LUA_SHAREDIR_INST)/atladmin $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(MODULE) $(LUA_LIBDIR_INST)/atladmin/core.so
+	install -m 644 lua/atladmin/*.lua $(LUA_SHAREDIR_INST)/atladmin/
+	install -m 755 $(FAKE) $(DESTDIR)$(PREFIX)/bin/atladmin-fake
+
+# `luarocks make` runs this (rockspec/atladmin-scm-1.rockspec, build.type = "make") with
+# LUA_INCDIR of the Lua it builds for; the rockspec then installs build/rock/atladmin/core.so.
+# Objects go to one folder per include dir, so a 5.4 build never feeds a 5.1 rock.
+ROCK_ABI = rock-$(notdir $(LUA_INCDIR))
+rock:
+	@test -n "$(LUA_INCDIR)" || { echo "make rock: give LUA_INCDIR (luarocks does)" >&2; exit 2; }
+	$(MAKE) --no-print-directory module fake LUA=$(ROCK_ABI) LUA_CFLAGS=-I$(LUA_INCDIR)
+	mkdir -p $(BUILD)/rock/atladmin
+	cp $(BUILD)/$(ROCK_ABI)/atladmin/core.so $(BUILD)/rock/atladmin/core.so
+
+lint:
+	luacheck lua spec $(wildcard examples/*.lua) $(wildcard lua/bin/*)
 
 
 # ---- hardening: sanitizers, valgrind, fuzzing ----------------------------------------------
@@ -168,5 +207,26 @@ check-all: test asan valgrind gcstress fuzz
 
 
 # ---- command line: the atladmin command -------------------------------------------------------
-# (anything the CLI needs to build or install goes here)
+#   make install-cli     the atladmin launcher (and atladmin-fake, for `atladmin fake`) into
+#                        $(DESTDIR)$(PREFIX)/bin; `make install` does it too. The launcher runs
+#                        under lua$(LUA) (luajit for LUA=luajit).
+#   make cli-demo        the same as make demo
+
+BINDIR ?= $(PREFIX)/bin
+
+.PHONY: install-cli uninstall-cli cli-demo
+
+install: install-cli
+
+install-cli: $(FAKE)
+	install -d $(DESTDIR)$(BINDIR)
+	sed '1s|^#!.*|#!/usr/bin/env $(LUA_BIN)|' lua/bin/atladmin > $(DESTDIR)$(BINDIR)/atladmin.tmp
+	chmod 755 $(DESTDIR)$(BINDIR)/atladmin.tmp
+	mv -f $(DESTDIR)$(BINDIR)/atladmin.tmp $(DESTDIR)$(BINDIR)/atladmin
+	install -m 755 $(FAKE) $(DESTDIR)$(BINDIR)/atladmin-fake
+
+uninstall-cli:
+	rm -f $(DESTDIR)$(BINDIR)/atladmin $(DESTDIR)$(BINDIR)/atladmin-fake
+
+cli-demo: demo
 

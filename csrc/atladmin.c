@@ -3,28 +3,6 @@
 #include <string.h>
 #include "internal.h"
 
-#if LUA_VERSION_NUM < 502 && !defined(LUA_JITLIBNAME)
-void atl_setfuncs_51(lua_State *L, const luaL_Reg *l, int nup) {
-  int i;
-  for (; l->name; l++) {
-    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
-    lua_pushcclosure(L, l->func, nup);
-    lua_setfield(L, -(nup + 2), l->name);
-  }
-  lua_pop(L, nup);
-}
-
-void *atl_testudata_51(lua_State *L, int i, const char *tname) {
-  void *p = lua_touserdata(L, i);
-  int same;
-  if (!p || !lua_getmetatable(L, i)) return NULL;
-  luaL_getmetatable(L, tname);
-  same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return same ? p : NULL;
-}
-#endif
-
 static int curl_ready = 0;
 
 static int mod_curl_version(lua_State *L) {

@@ -79,8 +79,13 @@ static double opt_number(lua_State *L, const char *name, double min, double max)
   if (lua_type(L, -1) != LUA_TNUMBER)
     luaL_error(L, "atladmin.new: option '%s' must be a number, got %s", name, luaL_typename(L, -1));
   v = (double)lua_tonumber(L, -1);
-  if (!(v >= min && v <= max))
-    luaL_error(L, "atladmin.new: option '%s' must be between %f and %f", name, min, max);
+  if (!(v >= min && v <= max)) {
+    /* lua_pushfstring's %f prints 86400.0 on 5.3+ and 86400 on 5.1: same text everywhere */
+    char lo[32], hi[32];
+    snprintf(lo, sizeof lo, "%g", min);
+    snprintf(hi, sizeof hi, "%g", max);
+    luaL_error(L, "atladmin.new: option '%s' must be between %s and %s", name, lo, hi);
+  }
   return v;
 }
 

@@ -173,6 +173,8 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   c->rng = (unsigned long long)time(NULL) ^ ((unsigned long long)(size_t)c << 16);
   c->headers = curl_slist_append(NULL, "Accept: application/json");
   if (c->headers) c->headers = curl_slist_append(c->headers, "Expect:");
+  /* an empty POST (enable, disable without message) must not get libcurl's form Content-Type */
+  if (c->headers) c->headers = curl_slist_append(c->headers, "Content-Type:");
   c->headers_body = curl_slist_append(NULL, "Accept: application/json");
   if (c->headers_body) c->headers_body = curl_slist_append(c->headers_body, "Expect:");
   if (c->headers_body) c->headers_body = curl_slist_append(c->headers_body, "Content-Type: application/json");

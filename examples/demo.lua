@@ -1,58 +1,51 @@
--- examples/demo.lua: an automation script: list the tokens of a few accounts, revoke the ones
--- not used for 180 days (or never), and show what happened.
--- Run: ATLASSIAN_ADMIN_TOKEN=... lua5.4 examples/demo.lua BASE_URL ACCOUNT...
+-- examples/demo.lua: the library side of an audit, against whatever ATLADMIN_BASE_URL points
+-- at (make demo starts the fake with a sample organization "sample-org").
 local atladmin = require "atladmin"
+local audit = require "atladmin.audit"
 
-local base_url = assert(arg[1], "usage: demo.lua BASE_URL ACCOUNT...")
-local client = atladmin.new { base_url = base_url, retries = 2, backoff_base = 0.2 }
-local STALE_DAYS = 180
+local org = arg[1] or "sample-org"
+local client = atladmin.new { base_url = os.getenv("ATLADMIN_BASE_URL") } -- key: $ATLASSIAN_ADMIN_TOKEN
 
-local function epoch(iso)
-  local y, mo, d, h, mi, s = iso:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)")
-  if not y then return nil end
-  -- days from civil date (UTC), so the local time zone plays no part
-  y, mo = tonumber(y), tonumber(mo)
-  if mo <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = (mo + 9) % 12
-  local doy = math.floor((153 * mp + 2) / 5) + tonumber(d) - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-  local days = era * 146097 + doe - 719468
-  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+-- 1. Who is in the organization? (pages are fetched as the loop goes)
+local users, by_status = 0, {}
+for user, err in client:org_users(org) do
+  if not user then error(tostring(err)) end
+  users = users + 1
+  by_status[user.account_status] = (by_status[user.account_status] or 0) + 1
+end
+print(string.format("%s: %d managed accounts (%d active, %d inactive)", org, users,
+                    by_status.active or 0, by_status.inactive or 0))
+
+-- 2. Every API token of the organization in one stream, sorted into buckets.
+local now = audit.now()
+local stale = audit.unused(90, now)
+local never = audit.never_used()
+local expiring = audit.expiring(14, now)
+local counts = { total = 0, stale = 0, never = 0, expiring = 0 }
+local oldest
+for token, err in client:org_tokens(org) do
+  if not token then error(tostring(err)) end
+  counts.total = counts.total + 1
+  if stale(token) then counts.stale = counts.stale + 1 end
+  if never(token) then counts.never = counts.never + 1 end
+  if expiring(token) then counts.expiring = counts.expiring + 1 end
+  local _, last = audit.times(token)
+  if last and (not oldest or last < oldest.last) then oldest = { token = token, last = last } end
+end
+print(string.format("%d tokens: %d unused for 90 days, %d never used, %d expiring within 14 days",
+                    counts.total, counts.stale, counts.never, counts.expiring))
+if oldest then
+  print(string.format("longest unused: %q of %s, last used %s", oldest.token.label, oldest.token.user.email,
+                      audit.relative(oldest.last, now)))
 end
 
-local now = os.time()
-local revoked, failed = 0, 0
-for i = 2, #arg do
-  local account = arg[i]
-  local tokens, err = client:tokens(account)
-  if not tokens then
-    print(("%s: cannot list tokens: %s"):format(account, tostring(err)))
-    failed = failed + 1
-  else
-    print(("%s: %d token(s)"):format(account, #tokens))
-    for _, t in ipairs(tokens) do
-      local last = t.lastAccess and epoch(t.lastAccess)
-      local idle = last and math.floor((now - last) / 86400)
-      local stale = not last or idle >= STALE_DAYS
-      print(("  %-22s %-22s last used %s%s"):format(t.id, t.label,
-        last and (idle .. " days ago") or "never", stale and "  -> revoke" or ""))
-      if stale then
-        local res, rerr = client:revoke(account, t.id)
-        if res then
-          revoked = revoked + 1
-        else
-          failed = failed + 1
-          print(("    not revoked: %s"):format(rerr.key or rerr.message))
-        end
-      end
-    end
-  end
-end
-print(("revoked %d token(s), %d failure(s)"):format(revoked, failed))
-for i = 2, #arg do
-  local tokens = client:tokens(arg[i])
-  print(("%s now has %d token(s)"):format(arg[i], tokens and #tokens or -1))
+-- 3. What may this key do on one account?
+local first = client:org_users(org)()
+if first then
+  local perms, err = client:permissions(first.account_id, { "apiToken.read", "apiToken.delete" })
+  if not perms then error(tostring(err)) end
+  print(string.format("on %s: apiToken.read %s, apiToken.delete %s", first.email or first.account_id,
+                      perms["apiToken.read"].allowed and "allowed" or "denied",
+                      perms["apiToken.delete"].allowed and "allowed" or "denied"))
 end
 client:close()

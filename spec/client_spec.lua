@@ -50,9 +50,7 @@ describe("atladmin client", function()
   end)
 
   before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
+    fake:reset(state())
     client = new()
   end)
 
@@ -373,6 +371,7 @@ describe("atladmin client", function()
       assert.is_false(ok)
       assert.matches("token_id must not be '.' or '..'", msg, 1, true)
       ok, msg = pcall(client.revoke, client, ALICE, {})
+      assert.is_false(ok)
       assert.matches("token_id: expected a string, got table", msg, 1, true)
     end)
 

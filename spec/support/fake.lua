@@ -5,7 +5,7 @@
 --                             page_size = 100, sample = nil, tls_cert = nil, tls_key = nil }
 --   fake.url, fake.port, fake.key
 --   fake:requests([filter]), fake:clear_requests(), fake:fault{...}, fake:clear_faults(),
---   fake:set_state(t), fake:state(), fake:log(), fake:stop()
+--   fake:set_state(t), fake:state(), fake:reset(t), fake:log(), fake:stop()
 --
 -- The server runs with --exit-on-stdin-eof on a pipe this process holds, so it also ends when
 -- the Lua process does, even if a spec never calls stop().
@@ -222,6 +222,13 @@ end
 
 function Fake:set_state(t)
   self:_expect(200, "PUT", "/_fake/state", type(t) == "string" and t or cjson.encode(t))
+end
+
+-- A clean slate for the next test: state t, no faults armed, an empty request log.
+function Fake:reset(t)
+  self:set_state(t)
+  self:clear_faults()
+  self:clear_requests()
 end
 
 function Fake:state()
