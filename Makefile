@@ -28,8 +28,8 @@ FAKE     := $(BUILD)/atladmin-fake
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Werror=implicit-function-declaration -Wformat=2 -Wno-unused-parameter
 OPT      ?= -O2 -g
-DEPCFLAGS = $(shell pkg-config --cflags libcurl libcjson)
-DEPLIBS   = $(shell pkg-config --libs libcurl libcjson) -lm
+DEPCFLAGS = $(shell pkg-config --cflags libcurl libcjson openssl)
+DEPLIBS   = $(shell pkg-config --libs libcurl libcjson openssl) -lm
 LUA_CFLAGS = $(shell pkg-config --cflags $(LUA_PC))
 CFLAGS_ALL = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(OPT) \
              $(LUA_CFLAGS) $(DEPCFLAGS) $(EXTRA_CFLAGS) $(CFLAGS)
@@ -119,7 +119,87 @@ lint:
 
 
 # ---- hardening: sanitizers, valgrind, fuzzing ----------------------------------------------
-# (asan, valgrind, fuzz, check-all go here)
+#   make asan        module + Lua host built with ASan/UBSan (build/asan/5.4), whole suite, LSan on
+#   make alloc-check every allocation of the conversion and request paths failed in turn (ASan)
+#   make valgrind    whole suite under valgrind (definite leaks and errors fail)
+#   make gcstress    whole suite with generational GC, then with a collector that never pauses
+#   make fuzz        libFuzzer over decoding/error bodies (FUZZ_SECONDS, 60) and request building
+#                    (a third of that), ASan/UBSan
+#   make check-all   test + all of the above, one after another (no -j: the suite runs share
+#                    build/spec-5.4.tap); logs and figures land in build/hardening/
+ASAN_BUILD   := $(BUILD)/asan
+ASAN_OUT     := $(ASAN_BUILD)/5.4
+SAN_FLAGS    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SAN_CC       ?= clang
+FUZZ_SECONDS ?= 60
+HARD_OUT     := $(BUILD)/hardening
+TOOL_CFLAGS   = -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 $(SAN_FLAGS) $(WARN) \
+                $(shell pkg-config --cflags lua5.4 libcurl libcjson openssl)
+TOOL_LIBS     = $(shell pkg-config --libs lua5.4 libcurl libcjson openssl) -lm
+SAN_ENV       = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp
+
+.PHONY: asan asan-build alloc-check valgrind gcstress fuzz fuzz-build check-all
+
+asan-build: $(ASAN_OUT)/lua_host $(ASAN_OUT)/alloc_fail
+	@$(MAKE) --no-print-directory module BUILD=$(ASAN_BUILD) LUA=5.4 CC=$(SAN_CC) OPT="-O1 -g" \
+	  EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)"
+
+$(ASAN_OUT)/lua_host: fuzz/lua_host.c | $(HARD_OUT)
+	mkdir -p $(ASAN_OUT)
+	$(SAN_CC) $(TOOL_CFLAGS) -o $@ $< $(TOOL_LIBS)
+
+$(ASAN_OUT)/alloc_fail: fuzz/alloc_fail.c $(CORE_SRC) $(CORE_HDR) | $(HARD_OUT)
+	mkdir -p $(ASAN_OUT)
+	$(SAN_CC) $(TOOL_CFLAGS) -o $@ fuzz/alloc_fail.c $(CORE_SRC) $(TOOL_LIBS)
+
+$(HARD_OUT):
+	mkdir -p $@
+
+asan: deps fake asan-build
+	@ATLADMIN_SPEC_WRAPPER="sh spec/support/asan-wrap $(ASAN_OUT)" ATLADMIN_ALLOC_FAIL=$(ASAN_OUT)/alloc_fail \
+	  sh spec/run 5.4 > $(HARD_OUT)/asan.txt 2>&1; st=$$?; tail -n 1 $(HARD_OUT)/asan.txt; \
+	  n=$$(grep -c "ERROR: [A-Za-z]*Sanitizer\|runtime error:" $(HARD_OUT)/asan.txt); \
+	  echo "asan: $$n sanitizer reports (log: $(HARD_OUT)/asan.txt)"; [ $$st -eq 0 ] && [ $$n -eq 0 ]
+
+alloc-check: deps fake asan-build
+	@ATLADMIN_ALLOC_FAIL=$(ASAN_OUT)/alloc_fail ATLADMIN_SPEC_WRAPPER="sh spec/support/asan-wrap $(ASAN_OUT)" \
+	  sh spec/run 5.4 -- spec/alloc_spec.lua
+
+valgrind: deps all | $(HARD_OUT)
+	@ATLADMIN_SPEC_WRAPPER="valgrind --leak-check=full --keep-debuginfo=yes --errors-for-leak-kinds=definite \
+	  --error-exitcode=99 --suppressions=$(CURDIR)/fuzz/valgrind.supp" \
+	  sh spec/run 5.4 > $(HARD_OUT)/valgrind.txt 2>&1; st=$$?; tail -n 1 $(HARD_OUT)/valgrind.txt; \
+	  grep -a -E "ERROR SUMMARY|definitely lost" $(HARD_OUT)/valgrind.txt | sort | uniq -c; exit $$st
+
+gcstress: deps all | $(HARD_OUT)
+	@LUA_INIT_5_4="collectgarbage('generational')" sh spec/run 5.4 2>&1 | tee $(HARD_OUT)/gcstress-generational.txt | tail -1
+	@LUA_INIT_5_4="collectgarbage('incremental', 1, 400)" sh spec/run 5.4 2>&1 | tee $(HARD_OUT)/gcstress-nopause.txt | tail -1
+	@tail -1 $(HARD_OUT)/gcstress-generational.txt | grep -q ", 0 failed" && tail -1 $(HARD_OUT)/gcstress-nopause.txt | grep -q ", 0 failed"
+
+fuzz-build: $(BUILD)/fuzz/fuzz_decode $(BUILD)/fuzz/fuzz_request
+
+$(BUILD)/fuzz/%: fuzz/%.c $(CORE_SRC) $(CORE_HDR)
+	mkdir -p $(BUILD)/fuzz
+	clang $(TOOL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_SRC) $(TOOL_LIBS)
+
+# Two targets: decoding and error bodies get FUZZ_SECONDS, request building a third of that.
+# The committed seeds (fuzz/corpus*, crashers kept in fuzz/regressions*) are read, never
+# written: new finds go to fuzz/corpus-work/.
+FUZZ_RUN = $(SAN_ENV) $(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/$(1)- \
+	  fuzz/corpus-work/$(1) $(3) > $(HARD_OUT)/fuzz-$(1).txt 2>&1
+
+fuzz: deps fuzz-build | $(HARD_OUT)
+	@mkdir -p fuzz/corpus-work/decode fuzz/corpus-work/request
+	@$(call FUZZ_RUN,decode,$(FUZZ_SECONDS),fuzz/corpus fuzz/regressions); st=$$?; \
+	  $(call FUZZ_RUN,request,$$(( $(FUZZ_SECONDS) / 3 + 1 )),fuzz/corpus-request fuzz/regressions-request); \
+	  st2=$$?; for t in decode request; do echo "fuzz_$$t:"; \
+	  grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss|SUMMARY)|ERROR" $(HARD_OUT)/fuzz-$$t.txt; done; \
+	  [ $$st -eq 0 ] && [ $$st2 -eq 0 ]
+
+check-all: test asan valgrind gcstress fuzz
+	@echo "check-all: every hardening run passed; figures in $(HARD_OUT)/"
 
 
 # ---- scale: benchmarks ---------------------------------------------------------------------

@@ -41,7 +41,8 @@ static void client_release(atl_client *c) {
   c->token_len = 0;
   free(c->base_url);
   free(c->user_agent);
-  c->base_url = c->user_agent = NULL;
+  free(c->ca_pem);
+  c->base_url = c->user_agent = c->ca_pem = NULL;
   atl_buf_free(&c->body);
   c->closed = 1;
 }
@@ -89,9 +90,14 @@ static double opt_number(lua_State *L, const char *name, double min, double max)
 }
 
 static const char *opt_string(lua_State *L, const char *name) {
+  size_t len;
+  const char *s;
   if (lua_type(L, -1) != LUA_TSTRING)
     luaL_error(L, "atladmin.new: option '%s' must be a string, got %s", name, luaL_typename(L, -1));
-  return lua_tostring(L, -1);
+  s = lua_tolstring(L, -1, &len);
+  /* C would silently stop at the NUL: a key, URL or path must be used whole or not at all */
+  if (strlen(s) != len) luaL_error(L, "atladmin.new: option '%s' contains a NUL byte", name);
+  return s;
 }
 
 static void read_option(lua_State *L, const char *k, opt_values *v) {
@@ -110,6 +116,7 @@ static void read_option(lua_State *L, const char *k, opt_values *v) {
   else if (strcmp(k, "backoff_base") == 0) v->o.backoff_base = opt_number(L, k, 0, 3600);
   else if (strcmp(k, "backoff_max") == 0) v->o.backoff_max = opt_number(L, k, 0, 3600);
   else if (strcmp(k, "max_retry_wait") == 0) v->o.max_retry_wait = opt_number(L, k, 0, 86400);
+  else if (strcmp(k, "stall_timeout") == 0) v->o.stall_timeout = opt_number(L, k, 0.001, 86400);
   else if (strcmp(k, "max_body") == 0) v->o.max_body = (size_t)opt_number(L, k, 1024, 1024.0 * 1024 * 1024);
   else luaL_error(L, "atladmin.new: unknown option '%s'", k);
 }
@@ -123,6 +130,7 @@ static void read_options(lua_State *L, int idx, opt_values *v) {
   v->o.backoff_base = 5;
   v->o.backoff_max = 30;
   v->o.max_retry_wait = 60;
+  v->o.stall_timeout = 20;
   v->o.max_body = 8u * 1024 * 1024;
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);

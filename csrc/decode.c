@@ -147,6 +147,19 @@ static const char *token_problem(const cJSON *t) {
   return NULL;
 }
 
+/* Parses JSON text that must be one value and nothing else but white space after it. */
+static cJSON *parse_whole(const char *text, size_t len) {
+  const char *end = NULL;
+  cJSON *tree = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  if (!tree) return NULL;
+  while (end < text + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
+  if (end != text + len) {
+    cJSON_Delete(tree);
+    return NULL;
+  }
+  return tree;
+}
+
 /* Parses the body into a boxed tree (box left on the stack); NULL with *why set on failure. */
 static cJSON *parse_boxed(lua_State *L, const atl_reply *r, const char **why) {
   void **box = atl_push_box(L, release_tree);
@@ -155,7 +168,7 @@ static cJSON *parse_boxed(lua_State *L, const atl_reply *r, const char **why) {
     *why = "empty response body where JSON was expected";
     return NULL;
   }
-  tree = cJSON_ParseWithLength(r->body, r->body_len);
+  tree = parse_whole(r->body, r->body_len);
   if (!tree) {
     *why = "response body is not valid JSON (or nests too deeply)";
     return NULL;

@@ -47,17 +47,41 @@ void atl_error_details(const char *body, size_t len, char *key, size_t keysz, ch
   cJSON_Delete(tree);
 }
 
-/* Pushes s with every occurrence of the secret replaced, so nothing echoed back shows the key. */
-static void push_redacted(lua_State *L, const char *s, size_t len, const char *secret, size_t slen) {
+/* Pushes at most max bytes of s with every occurrence of the secret replaced by "***", so
+ * nothing echoed back shows the key. When the text shown stops early (cut at max, or the body
+ * itself was cut: more is 1), a tail that starts the secret is hidden too, so no cut can leave
+ * a prefix of the key behind. */
+static void push_redacted_cut(lua_State *L, const char *s, size_t len, size_t max, int more,
+                              const char *secret, size_t slen) {
   luaL_Buffer b;
-  size_t i = 0;
+  size_t i = 0, out = 0, end, k, copied_from = 0;
   if (!secret || slen == 0) {
-    lua_pushlstring(L, s, len);
+    lua_pushlstring(L, s, len < max ? len : max);
     return;
   }
-  luaL_buffinit(L, &b);
-  while (i < len) {
+  /* first pass: where the shown text ends in s */
+  while (i < len && out < max) {
     if (len - i >= slen && memcmp(s + i, secret, slen) == 0) {
+      i += slen;
+      out += 3;
+      copied_from = i;
+    } else {
+      i++;
+      out++;
+    }
+  }
+  end = i;
+  if (end < len) more = 1;
+  k = 0;
+  if (more) {
+    /* the longest tail of s[copied_from, end) that is a proper prefix of the secret */
+    for (k = slen - 1 < end - copied_from ? slen - 1 : end - copied_from; k > 0; k--)
+      if (memcmp(s + end - k, secret, k) == 0) break;
+  }
+  luaL_buffinit(L, &b);
+  i = 0;
+  while (i < end - k) {
+    if (end - k - i >= slen && memcmp(s + i, secret, slen) == 0) {
       luaL_addstring(&b, "***");
       i += slen;
     } else {
@@ -65,11 +89,15 @@ static void push_redacted(lua_State *L, const char *s, size_t len, const char *s
       i++;
     }
   }
+  if (k) luaL_addstring(&b, "***");
   luaL_pushresult(&b);
 }
 
-static void set_redacted(lua_State *L, const char *k, const char *v, size_t n, const atl_reply *r) {
-  push_redacted(L, v, n, r->secret, r->secret_len);
+/* Sets t[k] to the redacted text of a fixed-size buffer of size sz: a text that filled it may
+ * have been cut, so its tail is treated as possibly the start of the key. */
+static void set_redacted(lua_State *L, const char *k, const char *v, size_t sz, const atl_reply *r) {
+  size_t n = strlen(v);
+  push_redacted_cut(L, v, n, n, n + 1 >= sz, r->secret, r->secret_len);
   lua_setfield(L, -2, k);
 }
 
@@ -91,9 +119,8 @@ static const char *reason_phrase(long status) {
 }
 
 void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const char *message) {
-  char key[128], msg[512];
-  size_t blen;
-  key[0] = msg[0] = '\0';
+  char key[128], msg[512], extra[64];
+  key[0] = msg[0] = extra[0] = '\0';
   if (!r->transport_failed && r->status) atl_error_details(r->body, r->body_len, key, sizeof key, msg, sizeof msg);
   if (message) {
     copy_out(msg, sizeof msg, message);
@@ -102,10 +129,8 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
   } else if (!msg[0]) {
     copy_out(msg, sizeof msg, reason_phrase(r->status));
   }
-  if (r->status == 429 && r->retry_after >= 0) {
-    size_t n = strlen(msg);
-    snprintf(msg + n, sizeof msg - n, "; retry after %.0f s", r->retry_after);
-  }
+  if (r->status == 429 && r->retry_after >= 0)
+    snprintf(extra, sizeof extra, "; retry after %.0f s", r->retry_after);
   lua_createtable(L, 0, 14);
   lua_pushstring(L, kind);
   lua_setfield(L, -2, "kind");
@@ -113,8 +138,14 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
     atl_pushwhole(L, r->status);
     lua_setfield(L, -2, "status");
   }
-  if (key[0]) set_redacted(L, "key", key, strlen(key), r);
-  set_redacted(L, "message", msg, strlen(msg), r);
+  if (key[0]) set_redacted(L, "key", key, sizeof key, r);
+  set_redacted(L, "message", msg, sizeof msg, r);
+  if (extra[0]) {
+    lua_getfield(L, -1, "message");
+    lua_pushstring(L, extra);
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "message");
+  }
   if (r->method) {
     lua_pushstring(L, r->method);
     lua_setfield(L, -2, "method");
@@ -139,10 +170,11 @@ void atl_push_error(lua_State *L, const atl_reply *r, const char *kind, const ch
     atl_pushwhole(L, r->curl_code);
     lua_setfield(L, -2, "code");
   }
-  if (r->location) set_redacted(L, "location", r->location, strlen(r->location), r);
+  if (r->location) set_redacted(L, "location", r->location, ATL_LOCATION_MAX, r);
   if (r->body && r->body_len) {
-    blen = r->body_len > ATL_ERR_BODY_MAX ? ATL_ERR_BODY_MAX : r->body_len;
-    set_redacted(L, "body", r->body, blen, r);
+    push_redacted_cut(L, r->body, r->body_len, ATL_ERR_BODY_MAX, r->body_overflow, r->secret,
+                      r->secret_len);
+    lua_setfield(L, -2, "body");
   }
   luaL_getmetatable(L, ATL_ERROR_MT);
   lua_setmetatable(L, -2);

@@ -14,6 +14,7 @@
 #define ATL_MAX_ID_LEN 1024     /* longest account or token id accepted */
 #define ATL_MAX_DEPTH 200       /* deepest JSON nesting turned into Lua tables */
 #define ATL_ERR_BODY_MAX 4096   /* how much of an error body err.body keeps */
+#define ATL_LOCATION_MAX 512    /* how much of a Location header is kept */
 
 /* A growable byte buffer with a hard limit (the response body). */
 typedef struct atl_buf {
@@ -66,6 +67,7 @@ typedef struct atl_options {
   double backoff_base, backoff_max, max_retry_wait;
   int retries;
   size_t max_body;
+  double stall_timeout;          /* abort when a started body pauses this long */
 } atl_options;
 
 /* Where one attempt's response metadata is copied (reply strings point into it). */
@@ -73,8 +75,19 @@ typedef struct atl_reply_bufs {
   char errbuf[CURL_ERROR_SIZE];
   char content_type[128];
   char rl_reset[64];
-  char location[512];
+  char location[ATL_LOCATION_MAX];
 } atl_reply_bufs;
+
+/* What libcurl's callbacks watch during one attempt of one transfer: the requests it sent (it
+ * may resend on a reused connection) and the stall watch (bytes seen, when they last grew). */
+typedef struct atl_watch {
+  const atl_options *opt;
+  char *errbuf;
+  int sends;
+  curl_off_t seen_dl, seen_ul;
+  double last_progress;
+  int stalled;
+} atl_watch;
 
 typedef struct atl_client {
   CURL *easy;
@@ -88,6 +101,9 @@ typedef struct atl_client {
   unsigned long long rng;
   atl_buf body;
   atl_reply_bufs rb;
+  atl_watch watch;
+  char *ca_pem;                     /* ca_file's certificates, added to each TLS context */
+  size_t ca_pem_len;
   int closed;
 } atl_client;
 
@@ -116,10 +132,16 @@ double atl_now(void);
 size_t atl_on_body(char *p, size_t size, size_t n, void *buf);
 void atl_set_method(CURL *e, struct curl_slist *headers, struct curl_slist *headers_body,
                     const char *method, const char *body, size_t body_len);
-void atl_attempt_done(CURL *e, CURLcode rc, const atl_buf *body, atl_reply_bufs *rb, atl_reply *r);
+void atl_watch_arm(CURL *e, atl_watch *w, const atl_options *o, char *errbuf);
+void atl_watch_reset(atl_watch *w);
+void atl_attempt_done(CURL *e, CURLcode rc, const atl_buf *body, atl_reply_bufs *rb, atl_watch *w,
+                      atl_reply *r);
 int atl_retry_wait(const atl_options *o, atl_reply *r, int attempt, unsigned long long *rng, double *wait);
 
 void atl_push_query(lua_State *L, int idx, const char *what);
+
+/* tls.c: ca_file adds to the system trust store */
+const char *atl_tls_add_ca_file(atl_client *c, const char *path);
 
 /* decode.c: JSON -> Lua and replies -> results */
 int atl_push_json(lua_State *L, const void *cjson_item, int depth);

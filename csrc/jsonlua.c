@@ -248,8 +248,8 @@ static int parse_value(jp *j, int depth) {
 
 /* Pushes the Lua value of the JSON text s (an array of objects when tokens is set) and returns
  * 1, or returns 0 with nothing pushed and *why saying what is wrong: invalid JSON first, then
- * the wrong shape. Like cJSON, a UTF-8 byte order mark is skipped and text after the value is
- * ignored. */
+ * the wrong shape. Like cJSON, a UTF-8 byte order mark is skipped; anything but white space
+ * after the value makes the text invalid, as in decode.c. */
 int atl_json_to_lua(lua_State *L, const char *s, size_t len, int tokens, const char **why) {
   jp j;
   int top = lua_gettop(L);
@@ -264,9 +264,13 @@ int atl_json_to_lua(lua_State *L, const char *s, size_t len, int tokens, const c
     j.tokens = 0;
     j.shape = "expected a JSON array of tokens";
   }
-  if (!parse_value(&j, 0) || j.shape) {
+  if (parse_value(&j, 0)) {
+    skip_ws(&j);
+    if (j.p != j.end) fail(&j, BAD_JSON); /* one value and nothing after it but white space */
+  }
+  if (j.why || j.shape) {
     lua_settop(L, top);
-    *why = j.why ? j.why : j.shape ? j.shape : BAD_JSON;
+    *why = j.why ? j.why : j.shape;
     return 0;
   }
   return 1;

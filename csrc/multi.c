@@ -27,6 +27,7 @@ typedef struct atl_xfer {
   double start, waited, ready_at;
   atl_buf resp;
   atl_reply_bufs rb;
+  atl_watch watch;
   atl_reply r;
 } atl_xfer;
 
@@ -182,6 +183,8 @@ static void start(atl_queue *q, atl_xfer *x, double now) {
   atl_set_method(e, c->headers, c->headers_body, x->op->method, x->has_body ? x->body : NULL, x->body_len);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &x->resp);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->rb.errbuf);
+  atl_watch_arm(e, &x->watch, &c->opt, x->rb.errbuf);
+  atl_watch_reset(&x->watch);
   curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
   /* over https, wait for a connection being set up to say (ALPN) whether it multiplexes
    * (HTTP/2) rather than opening one connection per transfer at the start of a batch; plain
@@ -229,7 +232,7 @@ static void harvest(atl_queue *q) {
     double wait = 0, now;
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-    atl_attempt_done(x->easy, m->data.result, &x->resp, &x->rb, &x->r);
+    atl_attempt_done(x->easy, m->data.result, &x->resp, &x->rb, &x->watch, &x->r);
     curl_multi_remove_handle(q->multi, x->easy);
     q->running--;
     give_back_easy(q, x);

@@ -154,6 +154,7 @@ static int proto_retry_wait(lua_State *L) {
   double wait;
   int attempt = (int)luaL_checkinteger(L, 2);
   luaL_checktype(L, 1, LUA_TTABLE);
+  memset(&o, 0, sizeof o);
   o.retries = (int)num_field(L, 1, "retries", 4);
   o.backoff_base = num_field(L, 1, "backoff_base", 5);
   o.backoff_max = num_field(L, 1, "backoff_max", 30);

@@ -8,7 +8,10 @@
 #include <time.h>
 #include "internal.h"
 
+#define BUF_KEEP (256u * 1024) /* a bigger buffer is given back after use, not kept by the client */
+
 void atl_buf_reset(atl_buf *b, size_t limit) {
+  if (b->cap > BUF_KEEP) atl_buf_free(b);
   b->len = 0;
   b->limit = limit;
   b->overflow = 0;
@@ -24,6 +27,7 @@ int atl_buf_append(atl_buf *b, const char *p, size_t n) {
     size_t cap = b->cap ? b->cap : 4096;
     char *d;
     while (cap < b->len + n + 1) cap *= 2;
+    if (cap > b->limit + 1) cap = b->limit + 1; /* never more than max_body (+ NUL) */
     d = realloc(b->data, cap);
     if (!d) return 0;
     b->data = d;
@@ -103,6 +107,71 @@ double atl_backoff_delay(const atl_options *o, int attempt, double retry_after, 
   return d * (0.7 + 0.6 * next_unit(rng));
 }
 
+/* Called by libcurl right before it sends a request, also when it silently resends one on a
+ * reused connection that turned out dead: more than one call means the server may have acted. */
+static int on_prereq(void *ud, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                     int conn_local_port) {
+  atl_watch *w = ud;
+  (void)conn_primary_ip; (void)conn_local_ip; (void)conn_primary_port; (void)conn_local_port;
+  w->sends++;
+  return CURL_PREREQFUNC_OK;
+}
+
+/* Progress callback: once the body has started, a pause longer than stall_timeout stops the
+ * transfer (the total timeout alone would let a trickling server hold a call for its full
+ * length). libcurl calls this about once a second even when nothing arrives. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+  atl_watch *w = ud;
+  double t = atl_now();
+  (void)dltotal; (void)ultotal;
+  if (dlnow != w->seen_dl || ulnow != w->seen_ul || dlnow == 0) {
+    w->seen_dl = dlnow;
+    w->seen_ul = ulnow;
+    w->last_progress = t;
+    return 0;
+  }
+  if (t - w->last_progress < w->opt->stall_timeout) return 0;
+  w->stalled = 1;
+  return 1;
+}
+
+/* Points handle e's callbacks at watch w (each transfer has its own). */
+void atl_watch_arm(CURL *e, atl_watch *w, const atl_options *o, char *errbuf) {
+  w->opt = o;
+  w->errbuf = errbuf;
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, w);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, w);
+}
+
+/* Gets the watch ready for one attempt. */
+void atl_watch_reset(atl_watch *w) {
+  w->sends = 0;
+  w->seen_dl = w->seen_ul = 0;
+  w->last_progress = atl_now();
+  w->stalled = 0;
+}
+
+/* A stalled body reads as a timeout (retryable, the request may have been delivered). */
+static CURLcode stall_result(atl_watch *w, CURLcode rc) {
+  if (!w->stalled || rc != CURLE_ABORTED_BY_CALLBACK) return rc;
+  snprintf(w->errbuf, CURL_ERROR_SIZE, "response body stalled: nothing received for %g s (stall_timeout)",
+           w->opt->stall_timeout);
+  return CURLE_OPERATION_TIMEDOUT;
+}
+
+/* The hardening options that do not depend on the call: TLS 1.2 at least, stall watch, no proxy
+ * for clear text, counting sends. */
+static void set_limits(atl_client *c) {
+  CURL *e = c->easy;
+  curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+  /* http is only allowed to loopback: never let a proxy carry the clear-text key elsewhere */
+  if (strncmp(c->base_url, "http://", 7) == 0) curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+  atl_watch_arm(e, &c->watch, &c->opt, c->rb.errbuf);
+}
+
 /* The header lines every request carries. User-Agent and Accept-Encoding are given here as
  * ready-made lines: through CURLOPT_USERAGENT / CURLOPT_ACCEPT_ENCODING libcurl formats them
  * anew for every request, a cost that shows on loopback benchmarks. CURLOPT_ACCEPT_ENCODING
@@ -123,6 +192,7 @@ static struct curl_slist *common_headers(const char *user_agent) {
 }
 
 const char *atl_transport_init(atl_client *c, const char *ca_file, const char *proxy) {
+  const char *problem;
   CURL *e = curl_easy_init();
   if (!e) return "curl_easy_init failed";
   c->easy = e;
@@ -139,7 +209,7 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, ca_file) != CURLE_OK) return "ca_file not supported";
+  if (ca_file && (problem = atl_tls_add_ca_file(c, ca_file)) != NULL) return problem;
   if (proxy && curl_easy_setopt(e, CURLOPT_PROXY, proxy) != CURLE_OK) return "proxy not supported";
   curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
   curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, c->token);
@@ -151,6 +221,7 @@ const char *atl_transport_init(atl_client *c, const char *ca_file, const char *p
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(c->opt.timeout * 1000.0));
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->opt.connect_timeout * 1000.0));
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->opt.max_body);
+  set_limits(c);
   return NULL;
 }
 
@@ -208,8 +279,11 @@ static void collect(CURL *e, atl_reply_bufs *rb, atl_reply *r) {
   r->location = v ? rb->location : NULL;
 }
 
-/* Fills r from one finished attempt on e (result rc, response body in body). */
-void atl_attempt_done(CURL *e, CURLcode rc, const atl_buf *body, atl_reply_bufs *rb, atl_reply *r) {
+/* Fills r from one finished attempt on e (result rc, response body in body, watched by w). */
+void atl_attempt_done(CURL *e, CURLcode rc, const atl_buf *body, atl_reply_bufs *rb, atl_watch *w,
+                      atl_reply *r) {
+  rc = stall_result(w, rc);
+  if (w->sends > 1) r->maybe_delivered = 1;
   r->status = 0;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
   r->curl_code = (int)rc;
@@ -252,8 +326,9 @@ void atl_transport_perform(atl_client *c, const atl_op *op, const char *url,
     attempt++;
     atl_buf_reset(&c->body, c->opt.max_body);
     c->rb.errbuf[0] = '\0';
+    atl_watch_reset(&c->watch);
     rc = curl_easy_perform(c->easy);
-    atl_attempt_done(c->easy, rc, &c->body, &c->rb, r);
+    atl_attempt_done(c->easy, rc, &c->body, &c->rb, &c->watch, r);
     if (!atl_retry_wait(&c->opt, r, attempt, &c->rng, &wait)) break;
     sleep_seconds(wait);
     r->waited += wait;
