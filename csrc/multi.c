@@ -17,6 +17,7 @@
 typedef struct atl_xfer {
   struct atl_xfer *next;            /* in the pending, waiting or done list */
   struct atl_xfer *all_prev, *all_next; /* every live request, for close */
+  struct atl_xfer *run_prev, *run_next; /* requests running now, for the stall watch */
   CURL *easy;                       /* while running */
   const atl_op *op;
   lua_Integer id;
@@ -45,6 +46,7 @@ typedef struct atl_queue {
   atl_xfer *waiting;                /* between attempts */
   atl_xfer *done, *done_tail;       /* finished, not yet reported */
   atl_xfer *all;
+  atl_xfer *run;                    /* running now */
   CURL **idle;                      /* easy handles to reuse */
   int nidle;
   int closed;
@@ -84,7 +86,7 @@ static void queue_release(lua_State *L, atl_queue *q) {
   if (q->client_ref != LUA_NOREF && L) luaL_unref(L, LUA_REGISTRYINDEX, q->client_ref);
   q->client_ref = LUA_NOREF;
   q->client = NULL;
-  q->pending = q->pending_tail = q->waiting = q->done = q->done_tail = NULL;
+  q->pending = q->pending_tail = q->waiting = q->done = q->done_tail = q->run = NULL;
   q->running = 0;
   q->live = 0;
   q->closed = 1;
@@ -199,6 +201,17 @@ static void start(atl_queue *q, atl_xfer *x, double now) {
     return;
   }
   q->running++;
+  x->run_prev = NULL;
+  x->run_next = q->run;
+  if (q->run) q->run->run_prev = x;
+  q->run = x;
+}
+
+static void unlink_running(atl_queue *q, atl_xfer *x) {
+  if (x->run_prev) x->run_prev->run_next = x->run_next;
+  else q->run = x->run_next;
+  if (x->run_next) x->run_next->run_prev = x->run_prev;
+  x->run_prev = x->run_next = NULL;
 }
 
 /* Starts what may start now: retries whose wait is over, then new requests in order. */
@@ -222,36 +235,70 @@ static void start_ready(atl_queue *q, double now) {
   }
 }
 
-/* Moves finished attempts out of libcurl: to the waiting list for a retry, or to done. */
+/* One attempt of x has ended with rc: to the waiting list for a retry, or to done. */
+static void attempt_ended(atl_queue *q, atl_xfer *x, CURLcode rc) {
+  atl_client *c = q->client;
+  double wait = 0, now;
+  if (x->watch.stalled) {
+    /* taken away mid-transfer: libcurl writes its own message into the error buffer as it
+     * lets go of the handle, so the stall is described after that */
+    curl_multi_remove_handle(q->multi, x->easy);
+    atl_attempt_done(x->easy, rc, &x->resp, &x->rb, &x->watch, &x->r);
+  } else {
+    atl_attempt_done(x->easy, rc, &x->resp, &x->rb, &x->watch, &x->r);
+    curl_multi_remove_handle(q->multi, x->easy);
+  }
+  q->running--;
+  unlink_running(q, x);
+  give_back_easy(q, x);
+  now = atl_now();
+  if (atl_retry_wait(&c->opt, &x->r, x->attempt, &c->rng, &wait)) {
+    x->waited += wait;
+    x->ready_at = now + wait;
+    x->next = q->waiting;
+    q->waiting = x;
+  } else {
+    finish(q, x, now);
+  }
+  /* The server is rate limiting this key: every request would be refused, so none starts
+   * until the time it asked for has passed (bounded like a single call's wait). */
+  if (x->r.status == 429 || (x->r.status == 503 && x->r.retry_after >= 0)) {
+    double pause = x->r.retry_after >= 0 ? x->r.retry_after : wait; /* 0 for a final reply */
+    if (pause > c->opt.max_retry_wait) pause = c->opt.max_retry_wait;
+    if (now + pause > q->paused_until) q->paused_until = now + pause;
+  }
+}
+
+/* Moves finished attempts out of libcurl. */
 static void harvest(atl_queue *q) {
   CURLMsg *m;
   int left;
-  atl_client *c = q->client;
   while ((m = curl_multi_info_read(q->multi, &left))) {
     atl_xfer *x = NULL;
-    double wait = 0, now;
     if (m->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-    atl_attempt_done(x->easy, m->data.result, &x->resp, &x->rb, &x->watch, &x->r);
-    curl_multi_remove_handle(q->multi, x->easy);
-    q->running--;
-    give_back_easy(q, x);
-    now = atl_now();
-    if (atl_retry_wait(&c->opt, &x->r, x->attempt, &c->rng, &wait)) {
-      x->waited += wait;
-      x->ready_at = now + wait;
-      x->next = q->waiting;
-      q->waiting = x;
-    } else {
-      finish(q, x, now);
+    attempt_ended(q, x, m->data.result);
+  }
+}
+
+/* When a started body has been quiet this long the attempt has stalled (-1: not watched). In
+ * event-driven mode libcurl calls the progress callback only on activity, so the queue checks
+ * the deadline itself. */
+static double stall_deadline(const atl_xfer *x) {
+  if (x->watch.seen_dl == 0) return -1;
+  return x->watch.last_progress + x->watch.opt->stall_timeout;
+}
+
+static void check_stalls(atl_queue *q, double now) {
+  atl_xfer *x = q->run;
+  while (x) {
+    atl_xfer *next = x->run_next;
+    double d = stall_deadline(x);
+    if (d >= 0 && d <= now) {
+      x->watch.stalled = 1;
+      attempt_ended(q, x, CURLE_ABORTED_BY_CALLBACK);
     }
-    /* The server is rate limiting this key: every request would be refused, so none starts
-     * until the time it asked for has passed (bounded like a single call's wait). */
-    if (x->r.status == 429 || (x->r.status == 503 && x->r.retry_after >= 0)) {
-      double pause = x->r.retry_after >= 0 ? x->r.retry_after : wait; /* 0 for a final reply */
-      if (pause > c->opt.max_retry_wait) pause = c->opt.max_retry_wait;
-      if (now + pause > q->paused_until) q->paused_until = now + pause;
-    }
+    x = next;
   }
 }
 
@@ -270,6 +317,10 @@ static double next_deadline(const atl_queue *q) {
   for (x = q->waiting; x; x = x->next) {
     double r = x->ready_at > unpause ? x->ready_at : unpause;
     if (t < 0 || r < t) t = r;
+  }
+  for (x = q->run; x; x = x->run_next) {
+    double d = stall_deadline(x);
+    if (d >= 0 && (t < 0 || d < t)) t = d;
   }
   return t;
 }
@@ -303,6 +354,7 @@ static void pass(atl_queue *q, double wait_s) {
     fire(q, CURL_SOCKET_TIMEOUT, 0);
   }
   harvest(q);
+  check_stalls(q, atl_now());
 }
 
 /* ---- reporting ---- */

@@ -110,6 +110,20 @@ describe("batches", function()
       assert.equal("accountNotFound", failed["557057:not-managed"].key)
     end)
 
+    it("stops a stalled body with the same stall watch as single calls", function()
+      local c = atladmin.new { token = KEY, base_url = fake.url, retries = 0, stall_timeout = 1, timeout = 20 }
+      fake:fault { method = "GET", path = "/users/" .. account(2) .. "/manage/api-tokens", type = "stall", ms = 8000,
+                   body = '[{"id":"asp_s","label":"stalled","createdAt":"x"}]' }
+      local failed, ok = {}, 0
+      for acct, _, err in c:each_tokens(ids(4), { concurrency = 4 }) do
+        if err then failed[acct] = err else ok = ok + 1 end
+      end
+      c:close()
+      assert.equal(3, ok)
+      assert.equal("transport", failed[account(2)].kind)
+      assert.matches("stalled", failed[account(2)].message)
+    end)
+
     it("never has more requests at the server than the concurrency bound", function()
       -- every request waits at the server; the fake logs a request when it arrives
       fake:fault { method = "GET", path_prefix = "/users/", type = "delay", ms = 3000, count = -1 }
