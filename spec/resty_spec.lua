@@ -83,6 +83,7 @@ http {
     location /call { content_by_lua_block { require("spec.support.resty_app").call() } }
     location /each { content_by_lua_block { require("spec.support.resty_app").each() } }
     location /fast { content_by_lua_block { require("spec.support.resty_app").fast() } }
+    location /stall { content_by_lua_block { require("spec.support.resty_app").stall() } }
     location /down { content_by_lua_block { require("spec.support.resty_app").down() } }
   }
 }
@@ -229,6 +230,20 @@ describe("atladmin.resty in nginx", function()
     assert.equal("transport", got.kind)
     assert.equal(want.code, got.code)
     assert.equal(want.attempts, got.attempts)
+  end)
+
+  it("gives up on a stalled body like the libcurl client", function()
+    local body = '[{"id":"asp_s","label":"stalled","createdAt":"x"}]'
+    fake:fault { method = "GET", path_prefix = "/users/", type = "stall", ms = 6000, body = body }
+    local got = cjson.decode((http.request(nginx.url .. "/stall?a=" .. escape(ALICE))))
+    fake:fault { method = "GET", path_prefix = "/users/", type = "stall", ms = 6000, body = body }
+    local c = atladmin.new { token = KEY, base_url = fake.url, retries = 0, stall_timeout = 1, timeout = 20 }
+    local _, want = c:tokens(ALICE)
+    c:close()
+    assert.is_false(got.ok)
+    assert.equal(want.kind, got.kind)
+    assert.equal(want.code, got.code)
+    assert.equal(1, got.attempts)
   end)
 
   it("runs each_tokens on light threads", function()

@@ -23,7 +23,7 @@ M.Client = Client
 local OPTIONS = {
   token = "string", base_url = "string", user_agent = "string", timeout = "number",
   connect_timeout = "number", retries = "number", backoff_base = "number", backoff_max = "number",
-  max_retry_wait = "number", max_body = "number", ssl_verify = "boolean",
+  max_retry_wait = "number", max_body = "number", stall_timeout = "number", ssl_verify = "boolean",
   pool_size = "number", keepalive_timeout = "number",
 }
 
@@ -60,6 +60,7 @@ function M.new(opts)
     user_agent = opts.user_agent or ("atladmin/" .. core._VERSION .. " ngx_lua"),
     timeout = opts.timeout or 30,
     connect_timeout = opts.connect_timeout or 10,
+    stall_timeout = opts.stall_timeout or 20,
     retry = { retries = opts.retries or 4, backoff_base = opts.backoff_base or 5,
               backoff_max = opts.backoff_max or 30, max_retry_wait = opts.max_retry_wait or 60 },
     max_body = opts.max_body or 8 * 1024 * 1024,
@@ -118,8 +119,10 @@ end
 -- One HTTP/1.1 exchange. Returns {status, headers, body}, reused or nil, message, kind, reused.
 function Client:_exchange(method, url, headers, body)
   local sock = tcp()
+  -- cosocket timeouts bound each send and each read: a body that pauses longer than
+  -- stall_timeout (or timeout, if shorter) fails as a timeout, like the libcurl client's watch
   local ms = self.timeout * 1000
-  sock:settimeouts(self.connect_timeout * 1000, ms, ms)
+  sock:settimeouts(self.connect_timeout * 1000, ms, math.min(ms, self.stall_timeout * 1000))
   local ok, err = sock:connect(self.host, self.port, { pool = self.pool })
   if not ok then return nil, err, "connect", false end
   local reused = (sock:getreusedtimes() or 0) > 0

@@ -61,6 +61,14 @@ function M.fast()
   ngx.say("fast, in flight: ", inflight)
 end
 
+-- /stall?a=ACCOUNT: a call with stall_timeout = 1 and no retries
+function M.stall()
+  local c = resty.new { token = os.getenv("ATLADMIN_SPEC_KEY") or "spec-resty-key", base_url = ngx.var.fake_url,
+                        retries = 0, stall_timeout = 1, timeout = 20 }
+  local tokens, err = c:tokens(ngx.var.arg_a and ngx.unescape_uri(ngx.var.arg_a))
+  reply { ok = tokens ~= nil, kind = err and err.kind, code = err and err.code, attempts = err and err.attempts }
+end
+
 -- /down?port=N: a call to a port nobody listens on
 function M.down()
   local c = resty.new { token = "k", base_url = "http://127.0.0.1:" .. ngx.var.arg_port, retries = 1,
