@@ -24,7 +24,7 @@ dependencies = {
    "lua >= 5.1, < 5.5",
 }
 
--- Debian: libcurl4-openssl-dev libcjson-dev libmicrohttpd-dev pkg-config
+-- Debian: libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev pkg-config
 external_dependencies = {
    -- by library: curl/curl.h sits in a multiarch folder LuaRocks does not search;
    -- the Makefile takes the include flags from pkg-config
