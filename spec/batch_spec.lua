@@ -162,6 +162,19 @@ describe("batches", function()
       assert.equal(5, token_requests(fake))
     end)
 
+    it("can be left early with break", function()
+      local n = 0
+      for _ in client:each_tokens(ids(40), { concurrency = 2 }) do
+        n = n + 1
+        if n == 3 then break end
+      end
+      assert.equal(3, n)
+      collectgarbage()
+      -- the client still works, and the batch did not go on in the background
+      assert.equal(2, #assert(client:tokens(account(1))))
+      assert.truthy(#fake:requests({ method = "GET" }) <= 8)
+    end)
+
     it("rejects bad options and arguments", function()
       assert.has_error(function() client:each_tokens(ids(2), { concurency = 2 }) end,
         "each_tokens: unknown option 'concurency'")

@@ -38,6 +38,8 @@ function M.each_tokens(client, accounts, opts)
   local window = 2 * concurrency
   local ready, head, tail = {}, 1, 0
   local exhausted = false
+  -- the queue is also the loop's closing value: on Lua 5.4 a `break` out of the loop closes it
+  -- at once (elsewhere the collector does)
   return function()
     while head > tail do
       while not exhausted and q:pending() < window do
@@ -56,7 +58,7 @@ function M.each_tokens(client, accounts, opts)
     head = head + 1
     if d.err then return d.account_id, nil, d.err end
     return d.account_id, d.value, nil, d.res
-  end
+  end, nil, nil, q
 end
 
 -- client:revoke_many({{account_id, token_id}, ...} [, {concurrency = 8}]) -> results
