@@ -314,7 +314,9 @@ static double next_deadline(const atl_queue *q) {
   double unpause = q->paused_until;
   if (q->done) return 0;
   if (q->pending && q->running < q->concurrency) t = (t < 0 || unpause < t) ? unpause : t;
-  for (x = q->waiting; x; x = x->next) {
+  /* a retry that is due can only start in a free slot: with every slot busy, the next
+   * completion (a socket event) is what to wait for */
+  for (x = q->running < q->concurrency ? q->waiting : NULL; x; x = x->next) {
     double r = x->ready_at > unpause ? x->ready_at : unpause;
     if (t < 0 || r < t) t = r;
   }
