@@ -682,10 +682,10 @@ describe("atladmin command", function()
   end)
 
   describe("fake", function()
-    it("runs the fake server that the other commands can use", function()
-      local statefile, out, pidfile = tmpfile(), tmpfile(), tmpfile()
-      write(statefile, cjson.encode(state()))
-      -- a process group of its own, so that stopping it stops the server it started
+    -- `atladmin fake` in a process group of its own (as a shell job would be); returns the
+    -- launcher's pid (also the group's id), the server's url and its pid.
+    local function start_fake(statefile, out)
+      local pidfile = tmpfile()
       os.execute(string.format("setsid sh -c 'echo $$ > %s; exec %s %s fake --state %s --port 0 --key %s'"
                                .. " > %s 2>&1 < /dev/null &", pidfile, LUA, quote(BIN), quote(statefile), KEY, out))
       local url
@@ -694,14 +694,70 @@ describe("atladmin command", function()
         if url then break end
         os.execute("sleep 0.05")
       end
-      local pid = tonumber(read(pidfile):match("%d+"))
+      local pid = tonumber((read(pidfile) or ""):match("%d+"))
+      local server
+      if pid then
+        local p = io.popen("pgrep -P " .. pid)
+        server = tonumber((p:read("*a") or ""):match("%d+"))
+        p:close()
+      end
+      return pid, url, server
+    end
+
+    -- a process that has exited (or is only a zombie left for its reaper)
+    local function gone(pid)
+      local p = io.popen("ps -o stat= -p " .. pid)
+      local stat = p:read("*a") or ""
+      p:close()
+      return not stat:match("%S") or stat:match("^%s*Z") ~= nil
+    end
+
+    local function wait_gone(pid)
+      for _ = 1, 200 do
+        if gone(pid) then return true end
+        os.execute("sleep 0.05")
+      end
+      return false
+    end
+
+    local function stop_group(pid)
+      -- dash's kill takes no "--": "kill -TERM -PGID"
+      if pid then os.execute("kill -TERM -" .. pid .. " 2>/dev/null") end
+    end
+
+    it("runs the fake server that the other commands can use", function()
+      local statefile, out = tmpfile(), tmpfile()
+      write(statefile, cjson.encode(state()))
+      local pid, url, server = start_fake(statefile, out)
       local ok, err = pcall(function()
         assert.is_string(url)
+        assert.is_number(server)
         local r = run { "tokens", "--json", ALICE, base = false, env = { ATLADMIN_BASE_URL = url } }
         assert.equal(0, r.code, r.err)
         assert.equal(4, #cjson.decode(r.out).tokens)
       end)
-      if pid then os.execute("kill -TERM -- -" .. pid .. " 2>/dev/null") end
+      stop_group(pid)
+      assert(ok, err)
+      assert.is_true(wait_gone(pid), "the launcher is still running")
+      assert.is_true(wait_gone(server), "the server is still running")
+    end)
+
+    it("stops the server when the command itself is killed", function()
+      local statefile, out = tmpfile(), tmpfile()
+      write(statefile, cjson.encode(state()))
+      local pid, url, server = start_fake(statefile, out)
+      local ok, err = pcall(function()
+        assert.is_string(url)
+        assert.is_number(server)
+        assert.is_false(gone(server))
+        -- SIGTERM to the launcher alone, as `kill PID` or a supervisor would send it
+        os.execute("kill -TERM " .. pid)
+        assert.is_true(wait_gone(pid), "the launcher is still running")
+        assert.is_true(wait_gone(server), "the server outlived the command")
+        local r = run { "tokens", "--json", ALICE, base = false, env = { ATLADMIN_BASE_URL = url } }
+        assert.equal(1, r.code, r.out)
+      end)
+      stop_group(pid)
       assert(ok, err)
     end)
   end)

@@ -1074,7 +1074,12 @@ function Cmd:cmd_fake(pos)
     end
   end
   self.stdout:flush()
-  return exit_code_of(os.execute(table.concat(cmd, " ")))
+  -- The shell execs the server, so Ctrl-C (SIGINT to the terminal's process group) reaches it
+  -- directly while this process waits; setpriv (util-linux) has the kernel send it SIGTERM when
+  -- this process dies, so `kill PID` of the command stops the server too instead of orphaning it.
+  local line = table.concat(cmd, " ")
+  return exit_code_of(os.execute(("if setpriv --pdeathsig TERM true 2>/dev/null; then "
+    .. "exec setpriv --pdeathsig TERM %s; else exec %s; fi"):format(line, line)))
 end
 
 -- ---------------------------------------------------------------------------------------------
