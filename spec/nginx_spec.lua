@@ -1,7 +1,8 @@
 -- atladmin inside nginx's LuaJIT (Debian nginx-light + libnginx-mod-http-lua): starts nginx on
 -- a loopback port with examples/nginx.conf (paths and port rewritten), lists and revokes
 -- tokens through it against the fake Admin API, checks the HTTP answers, stops nginx; once
--- for each way of installing atladmin (in-tree build, make install, LuaRocks tree).
+-- for each way of installing atladmin (in-tree build, make install, LuaRocks tree); then the
+-- same with examples/nginx-resty.conf, where atladmin.resty makes the calls on cosockets.
 -- Runs in the luajit pass of spec/run only (it needs the LuaJIT build, build/luajit).
 local sh = require "spec.support.shell"
 local layouts = require "spec.support.layouts"
@@ -195,6 +196,89 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
         while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do socket.sleep(0.05) end
         assert.is_nil(sh.read("/proc/" .. pid .. "/stat"), "nginx master still running")
         assert.not_matches("%[emerg%]", errlog())
+      end)
+
+      -- examples/nginx-resty.conf: the same layout through atladmin.resty on nginx's cosockets
+      describe("with examples/nginx-resty.conf (atladmin.resty)", function()
+        local rdir, rbase
+
+        local function rnginx(prefix, args)
+          return sh.run(("%s %s -p %s/ -c %s/nginx.conf -e %s/logs/error.log %s"):format(prefix or "", NGINX,
+            sh.quote(rdir), sh.quote(rdir), sh.quote(rdir), args or ""))
+        end
+        local function rerrlog() return sh.read(rdir .. "/logs/error.log") or "" end
+
+        lazy_setup(function()
+          layout.prepare()
+          fake:set_state(state())
+          rdir = tmp .. "/nginx-resty-" .. i
+          assert(sh.run("mkdir -p " .. sh.quote(rdir .. "/logs")))
+          local rport = sh.free_port()
+          rbase = "http://127.0.0.1:" .. rport
+          local conf = assert(sh.read(TOP .. "/examples/nginx-resty.conf"))
+          local n1, n2, n3, n4
+          conf, n1 = conf:gsub("listen 127%.0%.0%.1:8089;", "listen 127.0.0.1:" .. rport .. ";")
+          conf, n2 = conf:gsub("/opt/atladmin/lua/", layout.luadir .. "/")
+          conf, n3 = conf:gsub("/opt/atladmin/build/luajit/", layout.libdir .. "/")
+          -- nginx puts itself in the background, so the spec can stop it by its pid file
+          conf, n4 = conf:gsub("\ndaemon off;", "\ndaemon on;")
+          assert(n1 == 1 and n2 == 2 and n3 == 1 and n4 == 1,
+            "examples/nginx-resty.conf changed shape: update this spec")
+          if sh.run("id -u"):match("^0%s") then conf = "user root;\n" .. conf end
+          sh.write(rdir .. "/nginx.conf", conf)
+          local out, code = rnginx(("env ATLASSIAN_ADMIN_TOKEN=%s ATLADMIN_BASE_URL=%s"):format(KEY, fake.url))
+          assert(code == 0, "nginx did not start: " .. out .. rerrlog())
+          local deadline = socket.gettime() + 15
+          while true do
+            local c = socket.tcp()
+            c:settimeout(1)
+            local ok = c:connect("127.0.0.1", rport)
+            c:close()
+            if ok then break end
+            assert(socket.gettime() < deadline, "nginx is not listening: " .. rerrlog())
+            socket.sleep(0.05)
+          end
+        end)
+
+        lazy_teardown(function()
+          local pid = rdir and tonumber(sh.read(rdir .. "/logs/nginx.pid") or "")
+          if pid then
+            rnginx(nil, "-s stop")
+            local deadline = socket.gettime() + 10
+            while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do
+              socket.sleep(0.05)
+            end
+          end
+        end)
+
+        it("lists an account's tokens through atladmin.resty", function()
+          fake:clear_requests()
+          local status, body = request("GET", rbase .. "/tokens?account=" .. ALICE)
+          assert.equal(200, status, body .. rerrlog())
+          assert.equal("asp_keep\tCI deploy\t2024-02-01T00:00:00.000Z\nasp_gone\told laptop\tnever used\n", body)
+          local reqs = fake:requests { method = "GET" }
+          assert.equal(1, #reqs)
+          assert.equal("/users/" .. ALICE .. "/manage/api-tokens", reqs[1].path)
+          assert.equal("Bearer " .. KEY, reqs[1].headers.authorization)
+        end)
+
+        it("passes the Admin API's 404 on, without the key", function()
+          local status, body = request("GET", rbase .. "/tokens?account=557057:not-managed")
+          assert.equal(404, status, body)
+          assert.matches("404", body)
+          assert.not_matches(KEY, body, 1, true)
+        end)
+
+        it("stops cleanly", function()
+          local pid = assert(tonumber(sh.read(rdir .. "/logs/nginx.pid") or ""), "no pid file")
+          local out, code = rnginx(nil, "-s stop")
+          assert.equal(0, code, out)
+          local deadline = socket.gettime() + 10
+          while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do socket.sleep(0.05) end
+          assert.is_nil(sh.read("/proc/" .. pid .. "/stat"), "nginx master still running")
+          assert.not_matches("%[emerg%]", rerrlog())
+          assert.not_matches("%[error%]", rerrlog())
+        end)
       end)
     end)
   end
