@@ -742,6 +742,44 @@ describe("atladmin command", function()
       assert.is_true(wait_gone(server), "the server is still running")
     end)
 
+    it("stops the server on Ctrl-C at a terminal", function()
+      local statefile, out, pidfile, runner, fifo = tmpfile(), tmpfile(), tmpfile(), tmpfile(), tmpfile()
+      write(statefile, cjson.encode(state()))
+      os.remove(fifo)
+      os.execute("mkfifo " .. quote(fifo))
+      -- script(1) gives the command a terminal; a ^C written to script's input is typed there,
+      -- and the terminal sends SIGINT to its foreground processes
+      write(runner, string.format("echo $$ > %s\nexec script -qec %s /dev/null < %s > %s 2>&1\n", quote(pidfile),
+        quote(string.format("%s %s fake --state %s --port 0 --key %s", LUA, quote(BIN), quote(statefile), KEY)),
+        quote(fifo), quote(out)))
+      os.execute("setsid sh " .. quote(runner) .. " < /dev/null > /dev/null 2>&1 &")
+      local keys = assert(io.open(fifo, "w"))
+      local pid = tonumber((read(pidfile) or ""):match("%d+"))
+      local ok, err = pcall(function()
+        local url
+        for _ = 1, 200 do
+          url = (read(out) or ""):match("listening on (http://[%d%.:]+)")
+          if url then break end
+          os.execute("sleep 0.05")
+        end
+        assert.is_string(url, read(out))
+        -- "[a]" keeps pgrep's own shell, whose command line holds the pattern, out of the match
+        local p = io.popen("pgrep -f -- " .. quote("[a]tladmin-fake --state " .. statefile))
+        local servers = {}
+        for line in p:lines() do servers[#servers + 1] = tonumber(line) end
+        p:close()
+        assert.equal(1, #servers)
+        keys:write("\3")
+        keys:flush()
+        for _, server in ipairs(servers) do assert.is_true(wait_gone(server), "the server outlived Ctrl-C") end
+        assert.is_true(wait_gone(pid), "script is still running")
+        assert.matches("stopped", read(out))
+      end)
+      keys:close()
+      stop_group(pid)
+      assert(ok, err)
+    end)
+
     it("stops the server when the command itself is killed", function()
       local statefile, out = tmpfile(), tmpfile()
       write(statefile, cjson.encode(state()))
