@@ -148,12 +148,11 @@ local function show_tokens(opts)
   local ok, client = new_client()
   if not ok then return fail(client) end
   local q = client:queue { concurrency = tonumber(vim.g.atladmin_concurrency) or 16 }
-  local queued
-  queued, ok = pcall(function() for _, a in ipairs(accounts) do q:tokens(a) end end)
-  if not queued then
+  local queued, err = pcall(function() for _, a in ipairs(accounts) do q:tokens(a) end end)
+  if not queued then -- an id that cannot be one raises before anything is sent
     q:close()
     client:close()
-    return fail(ok)
+    return fail(err)
   end
 
   local buf = scratch("atladmin://" .. (#accounts == 1 and accounts[1] or #accounts .. " accounts"))
@@ -161,7 +160,8 @@ local function show_tokens(opts)
 
   local function render()
     scheduled = false
-    if not vim.api.nvim_buf_is_valid(buf) then return end
+    -- wiped, or unloaded as Neovim quits
+    if not vim.api.nvim_buf_is_loaded(buf) then return end
     local lines, nerrors = render_lines(accounts, results, finished)
     set_lines(buf, lines)
     if finished then
@@ -182,11 +182,11 @@ local function show_tokens(opts)
   local stop = M.drive(q, function(d)
     results[d.account_id] = { tokens = d.value, err = d.err }
     schedule_render()
-  end, function(err)
+  end, function(derr)
     finished = true
     vim.schedule(function()
       client:close()
-      if err then fail(err) end
+      if derr then fail(derr) end
     end)
     schedule_render()
   end)
