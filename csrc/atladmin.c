@@ -3,6 +3,19 @@
 #include <string.h>
 #include "internal.h"
 
+/* Registers the named metatable mt (also its __name) with its metamethods, and the methods
+ * table as its __index. */
+void atl_register_type(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, mt);
+  atl_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  atl_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, mt);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
 static int curl_ready = 0;
 
 static int mod_curl_version(lua_State *L) {

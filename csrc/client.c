@@ -338,12 +338,5 @@ void atl_register_client(lua_State *L) {
       {"__close", client_gc},
       {"__tostring", client_tostring},
       {NULL, NULL}};
-  luaL_newmetatable(L, ATL_CLIENT_MT);
-  atl_setfuncs(L, meta, 0);
-  lua_createtable(L, 0, 8);
-  atl_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, "atladmin.Client");
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  atl_register_type(L, ATL_CLIENT_MT, meta, methods);
 }

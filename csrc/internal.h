@@ -169,6 +169,9 @@ void atl_register_queue(lua_State *L);
 /* protocol.c: request building and decoding for Lua transports (module field `protocol`) */
 void atl_register_protocol(lua_State *L);
 
+/* atladmin.c */
+void atl_register_type(lua_State *L, const char *mt, const luaL_Reg *meta, const luaL_Reg *methods);
+
 /* client.c */
 int atl_client_new(lua_State *L);
 void atl_register_client(lua_State *L);

@@ -626,12 +626,5 @@ void atl_register_queue(lua_State *L) {
       {"__close", queue_gc},
       {"__tostring", queue_tostring},
       {NULL, NULL}};
-  luaL_newmetatable(L, ATL_QUEUE_MT);
-  atl_setfuncs(L, meta, 0);
-  lua_createtable(L, 0, 12);
-  atl_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, "atladmin.Queue");
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  atl_register_type(L, ATL_QUEUE_MT, meta, methods);
 }
