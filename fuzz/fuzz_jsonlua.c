@@ -18,6 +18,10 @@
  *     (or a raw NUL byte) ends there under atl_push_json; jsonlua.c keeps every byte. Allowed:
  *     the cJSON string is the jsonlua string cut at its first NUL; for member names so cut,
  *     only the presence of the cut name is checked (two names may collide once cut).
+ *  4. A byte order mark before a one-byte value ("\xEF\xBB\xBF0"): cJSON skips the mark only
+ *     when at least five bytes follow from the start (an off-by-one in its skip_utf8_bom), and
+ *     then fails on the mark; jsonlua.c reads 0. Allowed: jsonlua accepts, cJSON refuses, and
+ *     the text is a mark and one byte. (A token list, "[]" at least, is never that short.)
  * Both refuse, with different messages, nesting deeper than ATL_MAX_DEPTH (cJSON parses up to
  * 1000 levels and atl_push_json stops at ATL_MAX_DEPTH; jsonlua.c stops at ATL_MAX_DEPTH), text
  * after the value, lone or reversed surrogates: those are plain rejections on both sides and
@@ -105,6 +109,14 @@ static void push_cut(lua_State *S, int idx) {
   lua_pushlstring(S, s, n);
 }
 
+static int has_nul(lua_State *S, int idx) {
+  size_t n;
+  const char *s;
+  if (lua_type(S, idx) != LUA_TSTRING) return 0;
+  s = lua_tolstring(S, idx, &n);
+  return memchr(s, '\0', n) != NULL;
+}
+
 /* Deep comparison of a (jsonlua) and b (cJSON), absolute indexes. */
 static void compare(lua_State *S, int a, int b, int depth) {
   int ta = lua_type(S, a), tb = lua_type(S, b);
@@ -133,15 +145,29 @@ static void compare(lua_State *S, int a, int b, int depth) {
     if (lua_touserdata(S, a) != NULL || lua_touserdata(S, b) != NULL) disagree("not the null sentinel");
     break;
   case LUA_TTABLE: {
-    int seen, nb = 0;
+    int seen, cut, nb = 0;
     if (!lua_checkstack(S, 8)) disagree("stack");
     lua_newtable(S); /* names of a as cJSON would see them, to count them */
     seen = lua_gettop(S);
+    lua_newtable(S); /* the names that names holding a NUL become once cut there */
+    cut = lua_gettop(S);
     lua_pushnil(S);
     while (lua_next(S, a)) {
-      int k = lua_gettop(S) - 1, v = lua_gettop(S);
-      size_t n;
-      if (lua_type(S, k) == LUA_TSTRING && (lua_tolstring(S, k, &n), memchr(lua_tostring(S, k), '\0', n))) {
+      lua_pop(S, 1);
+      if (has_nul(S, -1)) {
+        push_cut(S, -1);
+        lua_pushboolean(S, 1);
+        lua_rawset(S, cut);
+      }
+    }
+    lua_pushnil(S);
+    while (lua_next(S, a)) {
+      int k = lua_gettop(S) - 1, v = lua_gettop(S), collides;
+      lua_pushvalue(S, k);
+      lua_rawget(S, cut);
+      collides = !lua_isnil(S, -1);
+      lua_pop(S, 1);
+      if (has_nul(S, k) || collides) { /* 3.: only present (the value may be another's) */
         push_cut(S, k);
         lua_pushvalue(S, -1);
         lua_rawget(S, b);
@@ -177,7 +203,7 @@ static void compare(lua_State *S, int a, int b, int depth) {
       }
       if (na != nb) disagree("tables differ in size");
     }
-    lua_pop(S, 1);
+    lua_pop(S, 2);
     break;
   }
   default:
@@ -229,7 +255,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (c_ok && !j_ok) {
     if (!has_odd_space(data, size) && !has_bad_u_escape(data, size)) disagree("cJSON accepts, jsonlua refuses");
   } else if (!c_ok && j_ok) {
-    disagree("jsonlua accepts, cJSON refuses");
+    if (!(size == 4 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)) disagree("jsonlua accepts, cJSON refuses");
   } else if (c_ok && j_ok) {
     compare(L, nc + 2, 1, 0);
     /* token mode: accepts exactly the arrays of objects, with the same value */
