@@ -228,13 +228,16 @@ describe("security", function()
         { "with / as \\/", json_slash },
         { "as \\u00XX escapes", json_u },
         { "as \\u00XX escapes with upper-case hex", function(s) return json_u(s):upper():gsub("\\U", "\\u") end },
-        { "with some bytes escaped", function(s) return s:sub(1, 4) .. json_u(s:sub(5, 9)) .. json_slash(s:sub(10)) end },
+        { "with some bytes escaped", function(s)
+          return s:sub(1, 4) .. json_u(s:sub(5, 9)) .. json_slash(s:sub(10))
+        end },
       }
       for _, sp in ipairs(spellings) do
         it("is hidden in err.body and err.message " .. sp[1], function()
           local echoed = sp[2](SLASHKEY)
           assert.is_nil(echoed:find(SLASHKEY, 1, true)) -- the spelling is not the plain key
-          local err = err_for(SLASHKEY, 401, '{"key":"unauthorized","message":"bad key ' .. echoed .. ' (' .. echoed .. ')"}')
+          local body = '{"key":"unauthorized","message":"bad key ' .. echoed .. ' (' .. echoed .. ')"}'
+          local err = err_for(SLASHKEY, 401, body)
           assert.is_false(shows(err, SLASHKEY))
           assert.is_false(shows(err, echoed))
           assert.equal('{"key":"unauthorized","message":"bad key *** (***)"}', err.body)
@@ -243,7 +246,8 @@ describe("security", function()
       end
 
       it("is hidden percent-encoded in a Location", function()
-        local err = err_for(SLASHKEY, 302, nil, { Location = "https://elsewhere.example/?k=" .. pct(SLASHKEY) .. "&x=1" })
+        local loc = "https://elsewhere.example/?k=" .. pct(SLASHKEY) .. "&x=1"
+        local err = err_for(SLASHKEY, 302, nil, { Location = loc })
         assert.is_false(shows(err, pct(SLASHKEY)))
         assert.equal("https://elsewhere.example/?k=***&x=1", err.location)
       end)
