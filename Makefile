@@ -195,7 +195,7 @@ FUZZ_RUN = $(SAN_ENV) $(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -max_len=6553
 fuzz: deps fuzz-build | $(HARD_OUT)
 	@mkdir -p fuzz/corpus-work/decode fuzz/corpus-work/request fuzz/corpus-work/jsonlua
 	@$(call FUZZ_RUN,decode,$$(( $(FUZZ_SECONDS) * 2 / 3 + 1 )),fuzz/corpus fuzz/regressions); st=$$?; \
-	  $(call FUZZ_RUN,jsonlua,$$(( $(FUZZ_SECONDS) / 3 + 1 )),fuzz/corpus-jsonlua fuzz/regressions-jsonlua); \
+	  $(call FUZZ_RUN,jsonlua,$$(( $(FUZZ_SECONDS) / 3 + 1 )),-dict=fuzz/jsonlua.dict fuzz/corpus-jsonlua fuzz/regressions-jsonlua); \
 	  st3=$$?; \
 	  $(call FUZZ_RUN,request,$$(( $(FUZZ_SECONDS) / 3 + 1 )),fuzz/corpus-request fuzz/regressions-request); \
 	  st2=$$?; for t in decode jsonlua request; do echo "fuzz_$$t:"; \
