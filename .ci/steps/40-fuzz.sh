@@ -1,5 +1,5 @@
 #!/bin/bash
-# .ci/steps/40-fuzz.sh: a short libFuzzer run (ASan/UBSan, FUZZ_SECONDS=30 split 21 + 11 + 11 s)
+# .ci/steps/40-fuzz.sh: a short libFuzzer run (ASan/UBSan, FUZZ_SECONDS=30 split 20 + 10 + 11 s)
 # over JSON decoding and error bodies, the token-list decoder against cJSON (differential) and
 # request building, starting from the committed seeds and regression crashers.
 set -u
