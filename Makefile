@@ -123,8 +123,9 @@ lint:
 #   make alloc-check every allocation of the conversion and request paths failed in turn (ASan)
 #   make valgrind    whole suite under valgrind (definite leaks and errors fail)
 #   make gcstress    whole suite with generational GC, then with a collector that never pauses
-#   make fuzz        libFuzzer over decoding/error bodies (FUZZ_SECONDS, 60) and request building
-#                    (a third of that), ASan/UBSan
+#   make fuzz        libFuzzer, ASan/UBSan, FUZZ_SECONDS (60) split: decoding/error bodies (two
+#                    thirds), the token-list decoder against cJSON (a third), request building
+#                    (a third)
 #   make check-all   test + all of the above, one after another (no -j: the suite runs share
 #                    build/spec-5.4.tap); logs and figures land in build/hardening/
 ASAN_BUILD   := $(BUILD)/asan
@@ -177,13 +178,15 @@ gcstress: deps all | $(HARD_OUT)
 	@LUA_INIT_5_4="collectgarbage('incremental', 1, 400)" sh spec/run 5.4 2>&1 | tee $(HARD_OUT)/gcstress-nopause.txt | tail -1
 	@tail -1 $(HARD_OUT)/gcstress-generational.txt | grep -q ", 0 failed" && tail -1 $(HARD_OUT)/gcstress-nopause.txt | grep -q ", 0 failed"
 
-fuzz-build: $(BUILD)/fuzz/fuzz_decode $(BUILD)/fuzz/fuzz_request
+fuzz-build: $(BUILD)/fuzz/fuzz_decode $(BUILD)/fuzz/fuzz_request $(BUILD)/fuzz/fuzz_jsonlua
 
 $(BUILD)/fuzz/%: fuzz/%.c $(CORE_SRC) $(CORE_HDR)
 	mkdir -p $(BUILD)/fuzz
 	clang $(TOOL_CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_SRC) $(TOOL_LIBS)
 
-# Two targets: decoding and error bodies get FUZZ_SECONDS, request building a third of that.
+# Three targets: decoding and error bodies get two thirds of FUZZ_SECONDS, the differential
+# token-list decoder (jsonlua.c against cJSON) a third, request building a third and a second
+# (as before): 40 + 20 + 21 s by default, the same total as when decoding had all 60.
 # The committed seeds (fuzz/corpus*, crashers kept in fuzz/regressions*) are read, never
 # written: new finds go to fuzz/corpus-work/.
 FUZZ_RUN = $(SAN_ENV) $(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -max_len=65536 -timeout=10 \
@@ -191,12 +194,14 @@ FUZZ_RUN = $(SAN_ENV) $(BUILD)/fuzz/fuzz_$(1) -max_total_time=$(2) -max_len=6553
 	  fuzz/corpus-work/$(1) $(3) > $(HARD_OUT)/fuzz-$(1).txt 2>&1
 
 fuzz: deps fuzz-build | $(HARD_OUT)
-	@mkdir -p fuzz/corpus-work/decode fuzz/corpus-work/request
-	@$(call FUZZ_RUN,decode,$(FUZZ_SECONDS),fuzz/corpus fuzz/regressions); st=$$?; \
+	@mkdir -p fuzz/corpus-work/decode fuzz/corpus-work/request fuzz/corpus-work/jsonlua
+	@$(call FUZZ_RUN,decode,$$(( $(FUZZ_SECONDS) >= 2 ? $(FUZZ_SECONDS) * 2 / 3 : 1 )),fuzz/corpus fuzz/regressions); st=$$?; \
+	  $(call FUZZ_RUN,jsonlua,$$(( $(FUZZ_SECONDS) >= 3 ? $(FUZZ_SECONDS) / 3 : 1 )),-dict=fuzz/jsonlua.dict fuzz/corpus-jsonlua fuzz/regressions-jsonlua); \
+	  st3=$$?; \
 	  $(call FUZZ_RUN,request,$$(( $(FUZZ_SECONDS) / 3 + 1 )),fuzz/corpus-request fuzz/regressions-request); \
-	  st2=$$?; for t in decode request; do echo "fuzz_$$t:"; \
-	  grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss|SUMMARY)|ERROR" $(HARD_OUT)/fuzz-$$t.txt; done; \
-	  [ $$st -eq 0 ] && [ $$st2 -eq 0 ]
+	  st2=$$?; for t in decode jsonlua request; do echo "fuzz_$$t:"; \
+	  grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss|SUMMARY)|ERROR|disagree" $(HARD_OUT)/fuzz-$$t.txt; done; \
+	  [ $$st -eq 0 ] && [ $$st2 -eq 0 ] && [ $$st3 -eq 0 ]
 
 check-all: test asan valgrind gcstress fuzz
 	@echo "check-all: every hardening run passed; figures in $(HARD_OUT)/"

@@ -47,22 +47,141 @@ void atl_error_details(const char *body, size_t len, char *key, size_t keysz, ch
   cJSON_Delete(tree);
 }
 
-/* Pushes at most max bytes of s with every occurrence of the secret replaced by "***", so
- * nothing echoed back shows the key. When the text shown stops early (cut at max, or the body
- * itself was cut: more is 1), a tail that starts the secret is hidden too, so no cut can leave
- * a prefix of the key behind. */
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Reads n hex digits of s[0, avail); returns the value, -1 when a digit is not hex, -2 when
+ * the text ends before n digits (each present one being hex). */
+static long read_hex(const char *s, size_t avail, int n) {
+  long v = 0;
+  int i;
+  for (i = 0; i < n; i++) {
+    if ((size_t)i >= avail) return -2;
+    if (hexval(s[i]) < 0) return -1;
+    v = v * 16 + hexval(s[i]);
+  }
+  return v;
+}
+
+/* The UTF-8 bytes of code point cp into u (4 bytes); returns their count. */
+static size_t utf8_of(unsigned long cp, unsigned char *u) {
+  if (cp < 0x80) { u[0] = (unsigned char)cp; return 1; }
+  if (cp < 0x800) { u[0] = (unsigned char)(0xC0 | (cp >> 6)); u[1] = (unsigned char)(0x80 | (cp & 0x3F)); return 2; }
+  if (cp < 0x10000) {
+    u[0] = (unsigned char)(0xE0 | (cp >> 12));
+    u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 3;
+  }
+  u[0] = (unsigned char)(0xF0 | (cp >> 18));
+  u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+  u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+  u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Reads the escape at s[0, avail) (s[0] is '%' or '\\'): %XX, or JSON's \/ \" \\ \b \f \n \r
+ * \t \uXXXX (either case; a surrogate pair as one code point). Puts its bytes in u (*un of
+ * them) and its length in *used; returns 1, 0 when it is no escape, -1 when s ends inside it. */
+static int read_escape(const char *s, size_t avail, unsigned char *u, size_t *un, size_t *used) {
+  static const char simple[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+  const char *e;
+  long v, lo;
+  if (s[0] == '%') {
+    if ((v = read_hex(s + 1, avail - 1, 2)) < 0) return v == -2 ? -1 : 0;
+    u[0] = (unsigned char)v;
+    *un = 1;
+    *used = 3;
+    return 1;
+  }
+  if (avail < 2) return -1;
+  if (s[1] != 'u') {
+    for (e = simple; *e && *e != s[1]; e += 2) {}
+    if (!*e) return 0;
+    u[0] = (unsigned char)e[1];
+    *un = 1;
+    *used = 2;
+    return 1;
+  }
+  if ((v = read_hex(s + 2, avail - 2, 4)) < 0) return v == -2 ? -1 : 0;
+  *used = 6;
+  if (v >= 0xD800 && v <= 0xDBFF) { /* a high surrogate: its low half must follow */
+    if (avail < 8 && (avail == 6 || s[6] == '\\')) return -1;
+    if (s[6] != '\\' || s[7] != 'u') return 0;
+    if ((lo = read_hex(s + 8, avail - 8, 4)) < 0) return lo == -2 ? -1 : 0;
+    if (lo < 0xDC00 || lo > 0xDFFF) return 0;
+    v = 0x10000 + (((v & 0x3FF) << 10) | (lo & 0x3FF));
+    *used = 12;
+  }
+  *un = utf8_of((unsigned long)v, u);
+  return 1;
+}
+
+/* One way of matching for secret_at: where a '\\' or '%' of s both is the secret's next byte
+ * and starts an escape of the bytes after it, escape_first says which reading to take. */
+static size_t match_from(const char *s, size_t i, size_t len, const char *secret, size_t slen, int escape_first,
+                         int *partial) {
+  size_t at = i, k = 0, un = 0, used = 0;
+  unsigned char u[4];
+  *partial = 0;
+  while (k < slen) {
+    int r = 0, raw_ok, esc_ok;
+    if (at >= len) {
+      *partial = 1;
+      return 0;
+    }
+    if (s[at] == '%' || s[at] == '\\') r = read_escape(s + at, len - at, u, &un, &used);
+    raw_ok = s[at] == secret[k];
+    esc_ok = r == 1 && un <= slen - k && memcmp(u, secret + k, un) == 0;
+    if (raw_ok && !(escape_first && esc_ok)) {
+      at++;
+      k++;
+    } else if (esc_ok) {
+      at += used;
+      k += un;
+    } else {
+      *partial = r == -1;
+      return 0;
+    }
+  }
+  return at - i;
+}
+
+/* Does the secret start at s[i] in [i, len), spelled as is or with its bytes escaped the way
+ * a server may echo it: in JSON (\/ \" \\ \b \f \n \r \t, \uXXXX in either case, surrogate
+ * pairs) or percent-encoded (%2F) as in a URL? Returns how many bytes of s the secret takes,
+ * or 0; when s ends while every byte so far matched (a cut mid-secret or mid-escape), returns 0
+ * with *partial set. A key that itself holds '\' or '%' is found with those bytes read all as
+ * themselves or all as escapes where they can be (two passes), not in every mix. */
+static size_t secret_at(const char *s, size_t i, size_t len, const char *secret, size_t slen, int *partial) {
+  int p1, p2 = 0;
+  size_t m = match_from(s, i, len, secret, slen, 0, &p1);
+  if (!m && (memchr(secret, '\\', slen) || memchr(secret, '%', slen))) m = match_from(s, i, len, secret, slen, 1, &p2);
+  *partial = !m && (p1 || p2);
+  return m;
+}
+
+/* Pushes at most max bytes of s with every occurrence of the secret (in any spelling
+ * secret_at knows) replaced by "***", so nothing echoed back shows the key. When the text
+ * shown stops early (cut at max, or the body itself was cut: more is 1), a tail that starts the
+ * secret is hidden too, so no cut can leave a prefix of the key behind. */
 static void push_redacted_cut(lua_State *L, const char *s, size_t len, size_t max, int more,
                               const char *secret, size_t slen) {
   luaL_Buffer b;
-  size_t i = 0, out = 0, end, k, copied_from = 0;
+  size_t i = 0, out = 0, end, tail, m, copied_from = 0;
+  int partial;
   if (!secret || slen == 0) {
     lua_pushlstring(L, s, len < max ? len : max);
     return;
   }
   /* first pass: where the shown text ends in s */
   while (i < len && out < max) {
-    if (len - i >= slen && memcmp(s + i, secret, slen) == 0) {
-      i += slen;
+    if ((m = secret_at(s, i, len, secret, slen, &partial)) > 0) {
+      i += m;
       out += 3;
       copied_from = i;
     } else {
@@ -72,24 +191,28 @@ static void push_redacted_cut(lua_State *L, const char *s, size_t len, size_t ma
   }
   end = i;
   if (end < len) more = 1;
-  k = 0;
+  tail = end;
   if (more) {
-    /* the longest tail of s[copied_from, end) that is a proper prefix of the secret */
-    for (k = slen - 1 < end - copied_from ? slen - 1 : end - copied_from; k > 0; k--)
-      if (memcmp(s + end - k, secret, k) == 0) break;
+    /* the earliest start in [copied_from, end) from which the rest could begin the secret */
+    for (i = copied_from; i < end; i++) {
+      if (secret_at(s, i, end, secret, slen, &partial) == 0 && partial) {
+        tail = i;
+        break;
+      }
+    }
   }
   luaL_buffinit(L, &b);
   i = 0;
-  while (i < end - k) {
-    if (end - k - i >= slen && memcmp(s + i, secret, slen) == 0) {
+  while (i < tail) {
+    if ((m = secret_at(s, i, tail, secret, slen, &partial)) > 0) {
       luaL_addstring(&b, "***");
-      i += slen;
+      i += m;
     } else {
       luaL_addchar(&b, s[i]);
       i++;
     }
   }
-  if (k) luaL_addstring(&b, "***");
+  if (tail < end) luaL_addstring(&b, "***");
   luaL_pushresult(&b);
 }
 

@@ -112,7 +112,7 @@ static int parse_string(jp *j) {
 
 static int parse_number(jp *j) {
   const char *s = j->p, *q = s;
-  char tmp[64], *endp;
+  char small[64], *tmp = small, *endp;
   size_t n;
   double d;
   long long whole = 0;
@@ -136,7 +136,8 @@ static int parse_number(jp *j) {
     atl_pushwhole(j->L, neg ? -whole : whole);
     return 1;
   }
-  if (n >= sizeof tmp) return fail(j, BAD_JSON);
+  if (n >= sizeof small) /* valid JSON too (cJSON reads any length): a scratch userdata */
+    tmp = atl_newuserdata(j->L, n + 1);
   memcpy(tmp, s, n);
   tmp[n] = '\0';
   {
@@ -146,8 +147,10 @@ static int parse_number(jp *j) {
     if (dot && dp && dp[0] && dp[0] != '.' && !dp[1]) *dot = dp[0];
   }
   d = strtod(tmp, &endp);
-  if (endp == tmp) return fail(j, BAD_JSON);
-  j->p = s + (endp - tmp);
+  n = (size_t)(endp - tmp);
+  if (tmp != small) lua_pop(j->L, 1);
+  if (n == 0) return fail(j, BAD_JSON);
+  j->p = s + n;
   if (d == floor(d) && fabs(d) <= 9007199254740992.0) atl_pushwhole(j->L, (long long)d);
   else lua_pushnumber(j->L, (lua_Number)d);
   return 1;

@@ -2,10 +2,12 @@
  * conversion of a reply body (for every result shape), the error-body reader, the error object
  * with its redaction, and re-encoding what was decoded. Built with the core's sources:
  * `make fuzz` (ASan + UBSan). Input: byte 0 picks the operation and the status, the rest is
- * the body. The admin key must never come out in any error field: that aborts. */
+ * the body. The admin key must never come out in any error field, nor in err.body read as
+ * JSON (the key echoed JSON-escaped): that aborts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -28,6 +30,16 @@ static void check_no_secret(lua_State *S, int idx) {
   while (lua_next(S, idx)) {
     if (lua_type(S, -1) == LUA_TSTRING && strstr(lua_tostring(S, -1), SECRET)) abort();
     lua_pop(S, 1);
+  }
+}
+
+/* Aborts when a string (or member name) of the JSON text s holds the secret once unescaped:
+ * the key echoed as \u0066uzz-... or with \/ must be hidden in err.body too. */
+static void check_json_no_secret(const cJSON *item) {
+  for (; item; item = item->next) {
+    if (item->string && strstr(item->string, SECRET)) abort();
+    if (cJSON_IsString(item) && strstr(item->valuestring, SECRET)) abort();
+    check_json_no_secret(item->child);
   }
 }
 
@@ -57,6 +69,15 @@ static int run(lua_State *S) {
   if (lua_isnil(S, -n)) {
     int err = lua_gettop(S);
     check_no_secret(S, err);
+    lua_getfield(S, err, "body");
+    if (lua_type(S, -1) == LUA_TSTRING) {
+      size_t blen;
+      const char *b = lua_tolstring(S, -1, &blen);
+      cJSON *tree = cJSON_ParseWithLength(b, blen);
+      check_json_no_secret(tree);
+      cJSON_Delete(tree);
+    }
+    lua_pop(S, 1);
     luaL_tolstring(S, err, NULL);
     if (strstr(lua_tostring(S, -1), SECRET)) abort();
   } else if (n == 2 && lua_istable(S, -2)) {

@@ -204,6 +204,79 @@ describe("security", function()
       c:close()
     end)
 
+    describe("echoed in an escaped spelling", function()
+      -- a key holding '/' and '+' (as base64 keys do); the server echoes it JSON-escaped
+      local SLASHKEY = "sec/KEY+6c1d/0e9b=4a7f"
+      local function json_u(s) -- every byte as \u00XX
+        return (s:gsub(".", function(ch) return ("\\u%04x"):format(ch:byte()) end))
+      end
+      local function json_slash(s) return (s:gsub("/", "\\/")) end
+      local function pct(s) return (s:gsub("[^%w]", function(ch) return ("%%%02X"):format(ch:byte()) end)) end
+      local function err_for(key, status, body, headers)
+        local c = new { token = key }
+        fake:fault { path = TOKENS_PATH, type = "status", status = status, body = body, headers = headers }
+        local v, err = c:tokens(ALICE)
+        c:close()
+        assert.is_nil(v)
+        return err
+      end
+      local function shows(err, spelling)
+        return all_text(err):find(spelling, 1, true) ~= nil
+      end
+
+      local spellings = {
+        { "with / as \\/", json_slash },
+        { "as \\u00XX escapes", json_u },
+        { "as \\u00XX escapes with upper-case hex", function(s) return json_u(s):upper():gsub("\\U", "\\u") end },
+        { "with some bytes escaped", function(s)
+          return s:sub(1, 4) .. json_u(s:sub(5, 9)) .. json_slash(s:sub(10))
+        end },
+      }
+      for _, sp in ipairs(spellings) do
+        it("is hidden in err.body and err.message " .. sp[1], function()
+          local echoed = sp[2](SLASHKEY)
+          assert.is_nil(echoed:find(SLASHKEY, 1, true)) -- the spelling is not the plain key
+          local body = '{"key":"unauthorized","message":"bad key ' .. echoed .. ' (' .. echoed .. ')"}'
+          local err = err_for(SLASHKEY, 401, body)
+          assert.is_false(shows(err, SLASHKEY))
+          assert.is_false(shows(err, echoed))
+          assert.equal('{"key":"unauthorized","message":"bad key *** (***)"}', err.body)
+          assert.equal("bad key *** (***)", err.message)
+        end)
+      end
+
+      it("is hidden percent-encoded in a Location", function()
+        local loc = "https://elsewhere.example/?k=" .. pct(SLASHKEY) .. "&x=1"
+        local err = err_for(SLASHKEY, 302, nil, { Location = loc })
+        assert.is_false(shows(err, pct(SLASHKEY)))
+        assert.equal("https://elsewhere.example/?k=***&x=1", err.location)
+      end)
+
+      it("is hidden with a non-ASCII key echoed as \\u escapes, surrogate pairs too", function()
+        local key = "k\195\169y-\240\159\148\145-end" -- k, e acute, y, a key emoji
+        local echoed = "k\\u00e9y-\\ud83d\\udd11-end"
+        local err = err_for(key, 400, '{"message":"' .. echoed .. '"}')
+        assert.equal('{"message":"***"}', err.body)
+        assert.equal("***", err.message)
+      end)
+
+      it("leaves no escaped prefix of itself where a long Location is cut", function()
+        local echoed = pct(SLASHKEY)
+        for shift = 1, #echoed - 1, 2 do -- some cuts fall inside a %XX, some between two
+          local head = "https://elsewhere.example/" .. ("l"):rep(511 - 26 - shift)
+          local err = err_for(SLASHKEY, 302, nil, { Location = head .. echoed })
+          assert.equal(head .. "***", err.location, "shift " .. shift)
+          assert.is_nil(err.message:find(head .. echoed:sub(1, shift), 1, true), "shift " .. shift)
+        end
+      end)
+
+      it("does not hide text that only looks like a part of the key", function()
+        local err = err_for(SLASHKEY, 400, '{"message":"sec\\/KEY+6c1d\\/0e9b=4a7X and %2F \\\\u"}')
+        assert.equal("sec/KEY+6c1d/0e9b=4a7X and %2F \\u", err.message)
+        assert.matches("sec\\/KEY", err.body, 1, true)
+      end)
+    end)
+
     it("does not appear in the fake server's log", function()
       local c = new()
       assert(c:tokens(ALICE))

@@ -1,6 +1,7 @@
 #!/bin/bash
-# .ci/steps/40-fuzz.sh: a short libFuzzer run (30 s, ASan/UBSan) over JSON decoding and error
-# bodies, starting from the committed seeds and regression crashers.
+# .ci/steps/40-fuzz.sh: a short libFuzzer run (ASan/UBSan, FUZZ_SECONDS=30 split 20 + 10 + 11 s)
+# over JSON decoding and error bodies, the token-list decoder against cJSON (differential) and
+# request building, starting from the committed seeds and regression crashers.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 mkdir -p build
