@@ -171,7 +171,7 @@ describe("security", function()
         local _, err = c:tokens(ALICE)
         assert.is_false(has_key(err.body))
         assert.is_nil(err.body:find(KEY:sub(1, shift), 4096 - shift, true), "shift " .. shift)
-        assert.matches("x***$", err.body)
+        assert.matches("x***", err.body, 1, true)
       end
       c:close()
     end)
