@@ -75,7 +75,7 @@ local function tmpfile()
 end
 
 describe("atladmin command", function()
-  local fake
+  local fake = Fake.fixture { key = KEY, state = state, page_size = 2 }
 
   -- run{args..., stdin = text, env = {...}, tty = true, base = false}
   -- -> {code, out, err}; tty runs it under script(1) on a real pseudo-terminal.
@@ -153,17 +153,8 @@ describe("atladmin command", function()
     return out
   end
 
-  setup(function()
-    fake = Fake.start { key = KEY, state = state(), page_size = 2 }
-  end)
-
   teardown(function()
-    if fake then fake:stop() end
     for _, f in ipairs(tmp) do os.remove(f) end
-  end)
-
-  before_each(function()
-    fake:reset(state())
   end)
 
   describe("help and usage", function()

@@ -7,6 +7,10 @@
 --   fake:requests([filter]), fake:clear_requests(), fake:fault{...}, fake:clear_faults(),
 --   fake:set_state(t), fake:state(), fake:reset(t), fake:log(), fake:stop()
 --
+--   local fake = Fake.fixture { key = "k", state = function() return {...} end, page_size = 2 }
+--   the busted hooks most specs repeat: setup starts the server, teardown stops it, and
+--   before_each resets it (fake:reset) to a fresh state(). `fake` stands in for the server.
+--
 -- The server runs with --exit-on-stdin-eof on a pipe this process holds, so it also ends when
 -- the Lua process does, even if a spec never calls stop().
 local http = require "socket.http"
@@ -259,6 +263,47 @@ function Fake:stop()
   end
   self.final_log = read_file(self.files.log)
   for _, f in pairs(self.files) do os.remove(f) end
+end
+
+-- Fake.fixture(opts): registers busted hooks in the describe block it is called from. setup
+-- starts a server with opts, where opts.state is a function giving a fresh state table;
+-- teardown stops the server; before_each resets it to a fresh opts.state() (state set, faults
+-- and requests cleared). Returns a stand-in usable before setup has run: indexing it reads the
+-- running server's fields, and its methods act on that server.
+function Fake.fixture(opts)
+  if type(opts) ~= "table" or type(opts.state) ~= "function" then
+    error("Fake.fixture: opts.state must be a function returning a state table", 2)
+  end
+  local busted = require "busted"
+  local server, stand_in
+  local function current()
+    if not server then error("Fake.fixture: the server is not running (used outside the tests?)", 3) end
+    return server
+  end
+  stand_in = setmetatable({}, {
+    __index = function(_, k)
+      local v = current()[k]
+      if type(v) ~= "function" then return v end
+      return function(self, ...)
+        if self == stand_in then self = server end
+        return v(self, ...)
+      end
+    end,
+    __newindex = function(_, k, v) current()[k] = v end,
+  })
+  busted.setup(function()
+    local start = {}
+    for k, v in pairs(opts) do start[k] = v end
+    start.state = opts.state()
+    server = Fake.start(start)
+  end)
+  busted.teardown(function()
+    if server then server:stop() end
+  end)
+  busted.before_each(function()
+    server:reset(opts.state())
+  end)
+  return stand_in
 end
 
 -- Stops every server this process started and has not stopped yet.
