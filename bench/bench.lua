@@ -7,6 +7,8 @@ local socket = require "socket"
 
 local SMOKE = arg[1] == "--smoke"
 local TOP = os.getenv("ATLADMIN_TOP") or "."
+package.path = TOP .. "/?.lua;" .. package.path
+local shell = require "spec.support.shell" -- plain Lua, no busted
 local WORK = TOP .. "/build/bench"
 local CURL_LOOP = WORK .. "/curl_loop"
 local FAKE = TOP .. "/build/atladmin-fake"
@@ -24,10 +26,7 @@ local LATENCY_MS, CONCURRENCY = 20, 32
 
 local now = socket.gettime
 
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok == true or ok == 0 or code == 0
-end
+local sh, free_port = shell.execute, shell.free_port
 
 local function capture(cmd)
   local p = assert(io.popen(cmd))
@@ -39,13 +38,6 @@ end
 local function median(t)
   table.sort(t)
   return t[math.ceil(#t / 2)]
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
 end
 
 local rows = {}

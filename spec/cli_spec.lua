@@ -2,6 +2,7 @@
 -- output formats parsed back, exit codes, the fake's request log, real terminals via script(1).
 local Fake = require "spec.support.fake"
 local cjson = require "cjson"
+local shell = require "spec.support.shell"
 
 local KEY = "cli-spec-key-3b7d"
 local LUA = os.getenv("ATLADMIN_LUA") or "lua5.4"
@@ -51,21 +52,8 @@ local function state()
   }
 end
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local quote, write = shell.quote, shell.write
+local function read(path) return shell.read(path) or "" end
 
 local tmp = {}
 local function tmpfile()

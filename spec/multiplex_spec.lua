@@ -3,23 +3,11 @@
 -- connections and reuses them. nginx answers each request with its connection number.
 local atladmin = require "atladmin"
 local socket = require "socket"
+local shell = require "spec.support.shell"
 
 local function sh(cmd) return os.execute(cmd) end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local read, free_port = shell.read, shell.free_port
 
 describe("queue connections", function()
   local dir, h1, h2

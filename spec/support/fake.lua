@@ -17,6 +17,7 @@ local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
 local cjson = require "cjson"
+local shell = require "spec.support.shell"
 
 local Fake = {}
 Fake.__index = Fake
@@ -31,30 +32,7 @@ local OPTIONS = {
 
 local running = {} -- every server started and not yet stopped
 
-local function quote(s)
-  return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
--- os.execute returns a number on 5.1/LuaJIT and true/nil plus details on 5.2+
-local function run(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
+local quote, read_file, write_file, run = shell.quote, shell.read, shell.write, shell.execute
 
 local function alive(pid)
   local stat = read_file("/proc/" .. pid .. "/stat")

@@ -1,6 +1,7 @@
--- Small process helpers for specs that drive real programs (LuaRocks, nginx, Neovim):
+-- Small process helpers for specs that drive real programs (LuaRocks, nginx, Neovim, the fake):
 -- run a shell command and get its output and exit code, quote, temp dirs, files.
 -- Works the same on Lua 5.1-5.4 and LuaJIT (io.popen():close() gives no status on 5.1).
+-- Plain Lua (luasocket only for free_port): bench/bench.lua uses it outside busted too.
 local M = {}
 
 function M.quote(s)
@@ -15,6 +16,14 @@ function M.run(cmd)
   local body, code = out:match("^(.*)@@exit=(%d+)%s*$")
   if not body then return out, -1 end
   return body, tonumber(code)
+end
+
+-- Runs cmd with os.execute; true when it exited 0. os.execute returns a number on 5.1/LuaJIT
+-- and true/nil plus how it ended on 5.2+.
+function M.execute(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true and (c == nil or c == 0)
 end
 
 -- True when a program is on PATH.
