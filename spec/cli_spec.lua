@@ -661,9 +661,11 @@ describe("atladmin command", function()
   end)
 
   describe("fake", function()
-    -- `atladmin fake` in a process group of its own (as a shell job would be); returns the
-    -- launcher's pid (also the group's id), the server's url and its pid.
-    local function start_fake(statefile, out)
+    -- `atladmin fake` on a fresh state() file, in a process group of its own (as a shell job
+    -- would be); returns the launcher's pid (also the group's id), the server's url and its pid.
+    local function start_fake()
+      local statefile, out = tmpfile(), tmpfile()
+      write(statefile, cjson.encode(state()))
       local pidfile = tmpfile()
       os.execute(string.format("setsid sh -c 'echo $$ > %s; exec %s %s fake --state %s --port 0 --key %s'"
                                .. " > %s 2>&1 < /dev/null &", pidfile, LUA, quote(BIN), quote(statefile), KEY, out))
@@ -705,9 +707,7 @@ describe("atladmin command", function()
     end
 
     it("runs the fake server that the other commands can use", function()
-      local statefile, out = tmpfile(), tmpfile()
-      write(statefile, cjson.encode(state()))
-      local pid, url, server = start_fake(statefile, out)
+      local pid, url, server = start_fake()
       local ok, err = pcall(function()
         assert.is_string(url)
         assert.is_number(server)
@@ -760,9 +760,7 @@ describe("atladmin command", function()
     end)
 
     it("stops the server when the command itself is killed", function()
-      local statefile, out = tmpfile(), tmpfile()
-      write(statefile, cjson.encode(state()))
-      local pid, url, server = start_fake(statefile, out)
+      local pid, url, server = start_fake()
       local ok, err = pcall(function()
         assert.is_string(url)
         assert.is_number(server)
