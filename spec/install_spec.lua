@@ -39,9 +39,7 @@ describe("make install", function()
   end
 
   local function probe(interp, v, root)
-    local out, code = sh.run(("cd / && %s %s %s %s %s %s"):format(
-      sh.only_tree_env(v, root .. "/share/lua/" .. v, root .. "/lib/lua/" .. v), interp,
-      sh.quote(TOP .. "/spec/support/probe.lua"), sh.quote(fake.url), KEY, sh.quote(ALICE)))
+    local out, code = sh.probe(interp, v, root, fake.url, KEY, ALICE)
     assert.equal(0, code, out)
     assert.matches("token\tasp_inst\t" .. (v == "5.1" and "number" or "integer") .. "\n", out, 1, true)
     assert.matches("done\n$", out)

@@ -23,8 +23,6 @@ local CLEAN_ENV = "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4
   .. " -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u LD_PRELOAD"
   .. " http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost"
 
-local PROBE = TOP .. "/spec/support/probe.lua"
-
 describe("LuaRocks", function()
   if not sh.have("luarocks") then
     it("needs luarocks", function() pending("luarocks is not installed (Debian: luarocks)") end)
@@ -63,10 +61,7 @@ describe("LuaRocks", function()
 
   -- lua: interpreter, v: tree's Lua version; path variables name only the tree
   local function probe(lua, v, tree)
-    local cmd = ("cd / && %s %s %s %s %s %s"):format(
-      sh.only_tree_env(v, tree .. "/share/lua/" .. v, tree .. "/lib/lua/" .. v), lua,
-      sh.quote(PROBE), sh.quote(fake.url), KEY, sh.quote(ALICE))
-    local out, code = sh.run(cmd)
+    local out, code = sh.probe(lua, v, tree, fake.url, KEY, ALICE)
     assert.equal(0, code, out)
     assert.matches("version\t%d+%.%d+", out)
     assert.matches("token\tasp_rock\t" .. (v == "5.1" and "number" or "integer") .. "\n", out, 1, true)

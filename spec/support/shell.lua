@@ -73,4 +73,13 @@ function M.only_tree_env(v, luadir, libdir)
     M.quote(luadir .. "/?.lua;" .. luadir .. "/?/init.lua"), suffix, M.quote(libdir .. "/?.so"))
 end
 
+-- Runs spec/support/probe.lua (one call to url with key for account) under interpreter lua from
+-- /, with only the install tree root (share/lua/v, lib/lua/v) on its paths; output, exit code.
+function M.probe(lua, v, root, url, key, account)
+  local top = os.getenv("ATLADMIN_TOP") or "."
+  return M.run(("cd / && %s %s %s %s %s %s"):format(
+    M.only_tree_env(v, root .. "/share/lua/" .. v, root .. "/lib/lua/" .. v), lua,
+    M.quote(top .. "/spec/support/probe.lua"), M.quote(url), key, M.quote(account)))
+end
+
 return M
