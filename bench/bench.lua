@@ -28,6 +28,16 @@ local now = socket.gettime
 
 local sh, free_port = shell.execute, shell.free_port
 
+-- Sends SIGTERM to the process whose pid the file holds, if it holds one.
+local function kill_pidfile(path)
+  local f = io.open(path)
+  if f then
+    local pid = f:read("*n")
+    f:close()
+    if pid then sh("kill " .. pid) end
+  end
+end
+
 local function capture(cmd)
   local p = assert(io.popen(cmd))
   local s = p:read("*a")
@@ -113,12 +123,7 @@ http {
 end
 
 function nginx.stop()
-  local f = io.open(WORK .. "/nginx/nginx.pid")
-  if f then
-    local pid = f:read("*n")
-    f:close()
-    if pid then sh("kill " .. pid) end
-  end
+  kill_pidfile(WORK .. "/nginx/nginx.pid")
 end
 
 local ACCOUNT = "557057:4f9acfd2-6155-419b-8de5-5b5cf27a59a0"
@@ -257,12 +262,7 @@ local function bench_concurrent()
       r <= 1.25, string.format("%.3f s, ideal %.3f s; sequential would be %.1f s", t, ideal,
                                N_ACCOUNTS * LATENCY_MS / 1000))
   client:close()
-  local f = io.open(WORK .. "/fake.pid")
-  if f then
-    local pid = f:read("*n")
-    f:close()
-    if pid then sh("kill " .. pid) end
-  end
+  kill_pidfile(WORK .. "/fake.pid")
 end
 
 local function rss_kib()
