@@ -15,19 +15,18 @@ local TOP = os.getenv("ATLADMIN_TOP") or "."
 local PREFIX = "/opt/atladmin"
 
 describe("make install", function()
-  local fake, dir
+  local fake = Fake.fixture { key = KEY, lazy = true, reset = false, state = { accounts = {
+    [ALICE] = { tokens = { { id = "asp_inst", label = "i", createdAt = "2024-01-01T00:00:00.000Z",
+                             uses = 3 } } },
+  } } }
+  local dir
 
   lazy_setup(function()
-    fake = Fake.start { key = KEY, state = { accounts = {
-      [ALICE] = { tokens = { { id = "asp_inst", label = "i", createdAt = "2024-01-01T00:00:00.000Z",
-                               uses = 3 } } },
-    } } }
     dir = sh.tmpdir("install")
   end)
 
   lazy_teardown(function()
     sh.rmdir(dir)
-    if fake then fake:stop() end
   end)
 
   local function install(lua)

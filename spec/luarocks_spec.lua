@@ -29,13 +29,13 @@ describe("LuaRocks", function()
     return
   end
 
-  local fake, dir, src
+  local fake = Fake.fixture { key = KEY, lazy = true, reset = false, state = { accounts = {
+    [ALICE] = { tokens = { { id = "asp_rock", label = "rock", createdAt = "2024-01-01T00:00:00.000Z",
+                             uses = 7 } } },
+  } } }
+  local dir, src
 
   lazy_setup(function()
-    fake = Fake.start { key = KEY, state = { accounts = {
-      [ALICE] = { tokens = { { id = "asp_rock", label = "rock", createdAt = "2024-01-01T00:00:00.000Z",
-                               uses = 7 } } },
-    } } }
     dir = sh.tmpdir("rocks")
     src = dir .. "/src"
     -- the checkout as LuaRocks would get it: no build products, no VCS data
@@ -47,7 +47,6 @@ describe("LuaRocks", function()
 
   lazy_teardown(function()
     sh.rmdir(dir)
-    if fake then fake:stop() end
   end)
 
   local function make_rock(v)

@@ -10,6 +10,7 @@
 --   local fake = Fake.fixture { key = "k", state = function() return {...} end, page_size = 2 }
 --   the busted hooks most specs repeat: setup starts the server, teardown stops it, and
 --   before_each resets it (fake:reset) to a fresh state(). `fake` stands in for the server.
+--   lazy = true: lazy_setup/lazy_teardown; reset = false: no before_each.
 --
 -- The server runs with --exit-on-stdin-eof on a pipe this process holds, so it also ends when
 -- the Lua process does, even if a spec never calls stop().
@@ -244,15 +245,27 @@ function Fake:stop()
 end
 
 -- Fake.fixture(opts): registers busted hooks in the describe block it is called from. setup
--- starts a server with opts, where opts.state is a function giving a fresh state table;
--- teardown stops the server; before_each resets it to a fresh opts.state() (state set, faults
--- and requests cleared). Returns a stand-in usable before setup has run: indexing it reads the
--- running server's fields, and its methods act on that server.
+-- starts a server with opts (Fake.start's options; a function opts.state is called for a fresh
+-- state each time); teardown stops the server; before_each resets it to a fresh opts.state()
+-- (state set, faults and requests cleared). Two more options: lazy = true registers
+-- lazy_setup/lazy_teardown instead (the server starts only if a test of the block runs);
+-- reset = false registers no before_each. Returns a stand-in usable before setup has run:
+-- indexing it reads the running server's fields, and its methods act on that server.
+local FIXTURE_ONLY = { lazy = true, reset = true }
+
 function Fake.fixture(opts)
-  if type(opts) ~= "table" or type(opts.state) ~= "function" then
-    error("Fake.fixture: opts.state must be a function returning a state table", 2)
+  if type(opts) ~= "table" then error("Fake.fixture: opts must be a table", 2) end
+  local reset = opts.reset ~= false
+  if reset and type(opts.state) ~= "function" then
+    error("Fake.fixture: opts.state must be a function returning a state table (or reset = false)", 2)
+  end
+  local function state()
+    if type(opts.state) == "function" then return opts.state() end
+    return opts.state
   end
   local busted = require "busted"
+  local setup, teardown = busted.setup, busted.teardown
+  if opts.lazy then setup, teardown = busted.lazy_setup, busted.lazy_teardown end
   local server, stand_in
   local function current()
     if not server then error("Fake.fixture: the server is not running (used outside the tests?)", 3) end
@@ -269,18 +282,22 @@ function Fake.fixture(opts)
     end,
     __newindex = function(_, k, v) current()[k] = v end,
   })
-  busted.setup(function()
+  setup(function()
     local start = {}
-    for k, v in pairs(opts) do start[k] = v end
-    start.state = opts.state()
+    for k, v in pairs(opts) do
+      if not FIXTURE_ONLY[k] then start[k] = v end
+    end
+    start.state = state()
     server = Fake.start(start)
   end)
-  busted.teardown(function()
+  teardown(function()
     if server then server:stop() end
   end)
-  busted.before_each(function()
-    server:reset(opts.state())
-  end)
+  if reset then
+    busted.before_each(function()
+      server:reset(state())
+    end)
+  end
   return stand_in
 end
 
