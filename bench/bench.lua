@@ -111,15 +111,7 @@ http {
   nginx.http = "http://127.0.0.1:" .. hp
   nginx.https = "https://127.0.0.1:" .. sp
   nginx.cert = cert
-  for _ = 1, 200 do
-    local c = socket.connect("127.0.0.1", sp)
-    if c then
-      c:close()
-      return
-    end
-    socket.sleep(0.02)
-  end
-  error("nginx did not start")
+  if not shell.wait_port(sp, 4) then error("nginx did not start") end
 end
 
 function nginx.stop()

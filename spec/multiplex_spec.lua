@@ -2,7 +2,6 @@
 -- stream on one shared connection; with HTTP/1.1 the batch opens at most `concurrency`
 -- connections and reuses them. nginx answers each request with its connection number.
 local atladmin = require "atladmin"
-local socket = require "socket"
 local shell = require "spec.support.shell"
 
 local function sh(cmd) return os.execute(cmd) end
@@ -47,14 +46,7 @@ http {
     f:write(conf)
     f:close()
     sh("nginx -p '" .. dir .. "' -c '" .. dir .. "/nginx.conf' -e '" .. dir .. "/logs/error.log' >/dev/null 2>&1 &")
-    for _ = 1, 200 do
-      local c = socket.connect("127.0.0.1", h2)
-      if c then
-        c:close()
-        break
-      end
-      socket.sleep(0.02)
-    end
+    shell.wait_port(h2, 4)
   end)
 
   teardown(function()

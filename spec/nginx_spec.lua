@@ -56,16 +56,7 @@ end
 -- After the master has forked: waits (up to 15 s) until a worker accepts on 127.0.0.1:port.
 -- errlog() gives nginx's error log for the failure message.
 local function await_listening(port, errlog)
-  local deadline = socket.gettime() + 15
-  while true do
-    local c = socket.tcp()
-    c:settimeout(1)
-    local ok = c:connect("127.0.0.1", port)
-    c:close()
-    if ok then break end
-    assert(socket.gettime() < deadline, "nginx is not listening: " .. errlog())
-    socket.sleep(0.05)
-  end
+  if not sh.wait_port(port, 15) then assert(false, "nginx is not listening: " .. errlog()) end
 end
 
 -- Waits (up to 10 s) until process pid has gone.

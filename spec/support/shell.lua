@@ -65,6 +65,21 @@ function M.free_port()
   return tonumber(port)
 end
 
+-- Waits up to `seconds` until something accepts connections on 127.0.0.1:port; true if it did.
+function M.wait_port(port, seconds)
+  local socket = require "socket"
+  local deadline = socket.gettime() + seconds
+  while true do
+    local c = socket.tcp()
+    c:settimeout(1)
+    local ok = c:connect("127.0.0.1", port)
+    c:close()
+    if ok then return true end
+    if socket.gettime() >= deadline then return false end
+    socket.sleep(0.02)
+  end
+end
+
 -- "env -i PATH=... LUA_PATH=... LUA_CPATH=..." for Lua version v ("5.4", "5.1"; LuaJIT reads
 -- the 5.1 names): an interpreter started behind it finds modules in luadir and libdir only.
 function M.only_tree_env(v, luadir, libdir)
