@@ -7,6 +7,8 @@ local socket = require "socket"
 
 local SMOKE = arg[1] == "--smoke"
 local TOP = os.getenv("ATLADMIN_TOP") or "."
+package.path = TOP .. "/?.lua;" .. package.path
+local shell = require "spec.support.shell" -- plain Lua, no busted
 local WORK = TOP .. "/build/bench"
 local CURL_LOOP = WORK .. "/curl_loop"
 local FAKE = TOP .. "/build/atladmin-fake"
@@ -24,9 +26,16 @@ local LATENCY_MS, CONCURRENCY = 20, 32
 
 local now = socket.gettime
 
-local function sh(cmd)
-  local ok, _, code = os.execute(cmd)
-  return ok == true or ok == 0 or code == 0
+local sh, free_port = shell.execute, shell.free_port
+
+-- Sends SIGTERM to the process whose pid the file holds, if it holds one.
+local function kill_pidfile(path)
+  local f = io.open(path)
+  if f then
+    local pid = f:read("*n")
+    f:close()
+    if pid then sh("kill " .. pid) end
+  end
 end
 
 local function capture(cmd)
@@ -39,13 +48,6 @@ end
 local function median(t)
   table.sort(t)
   return t[math.ceil(#t / 2)]
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
 end
 
 local rows = {}
@@ -109,24 +111,11 @@ http {
   nginx.http = "http://127.0.0.1:" .. hp
   nginx.https = "https://127.0.0.1:" .. sp
   nginx.cert = cert
-  for _ = 1, 200 do
-    local c = socket.connect("127.0.0.1", sp)
-    if c then
-      c:close()
-      return
-    end
-    socket.sleep(0.02)
-  end
-  error("nginx did not start")
+  if not shell.wait_port(sp, 4) then error("nginx did not start") end
 end
 
 function nginx.stop()
-  local f = io.open(WORK .. "/nginx/nginx.pid")
-  if f then
-    local pid = f:read("*n")
-    f:close()
-    if pid then sh("kill " .. pid) end
-  end
+  kill_pidfile(WORK .. "/nginx/nginx.pid")
 end
 
 local ACCOUNT = "557057:4f9acfd2-6155-419b-8de5-5b5cf27a59a0"
@@ -265,12 +254,7 @@ local function bench_concurrent()
       r <= 1.25, string.format("%.3f s, ideal %.3f s; sequential would be %.1f s", t, ideal,
                                N_ACCOUNTS * LATENCY_MS / 1000))
   client:close()
-  local f = io.open(WORK .. "/fake.pid")
-  if f then
-    local pid = f:read("*n")
-    f:close()
-    if pid then sh("kill " .. pid) end
-  end
+  kill_pidfile(WORK .. "/fake.pid")
 end
 
 local function rss_kib()

@@ -29,22 +29,15 @@ local function token_requests(fake)
 end
 
 describe("batches", function()
-  local fake, client
+  local fake = Fake.fixture { key = KEY, state = function() return state(40) end }
+  local client
 
   setup(function()
-    fake = Fake.start { key = KEY, state = state(40) }
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 2, backoff_base = 0.01, timeout = 10 }
   end)
 
   teardown(function()
     client:close()
-    fake:stop()
-  end)
-
-  before_each(function()
-    fake:clear_faults()
-    fake:clear_requests()
-    fake:set_state(state(40))
   end)
 
   describe("each_tokens", function()

@@ -2,6 +2,7 @@
 -- output formats parsed back, exit codes, the fake's request log, real terminals via script(1).
 local Fake = require "spec.support.fake"
 local cjson = require "cjson"
+local shell = require "spec.support.shell"
 
 local KEY = "cli-spec-key-3b7d"
 local LUA = os.getenv("ATLADMIN_LUA") or "lua5.4"
@@ -51,21 +52,8 @@ local function state()
   }
 end
 
-local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
+local quote, write = shell.quote, shell.write
+local function read(path) return shell.read(path) or "" end
 
 local tmp = {}
 local function tmpfile()
@@ -75,7 +63,7 @@ local function tmpfile()
 end
 
 describe("atladmin command", function()
-  local fake
+  local fake = Fake.fixture { key = KEY, state = state, page_size = 2 }
 
   -- run{args..., stdin = text, env = {...}, tty = true, base = false}
   -- -> {code, out, err}; tty runs it under script(1) on a real pseudo-terminal.
@@ -153,17 +141,8 @@ describe("atladmin command", function()
     return out
   end
 
-  setup(function()
-    fake = Fake.start { key = KEY, state = state(), page_size = 2 }
-  end)
-
   teardown(function()
-    if fake then fake:stop() end
     for _, f in ipairs(tmp) do os.remove(f) end
-  end)
-
-  before_each(function()
-    fake:reset(state())
   end)
 
   describe("help and usage", function()
@@ -682,9 +661,11 @@ describe("atladmin command", function()
   end)
 
   describe("fake", function()
-    -- `atladmin fake` in a process group of its own (as a shell job would be); returns the
-    -- launcher's pid (also the group's id), the server's url and its pid.
-    local function start_fake(statefile, out)
+    -- `atladmin fake` on a fresh state() file, in a process group of its own (as a shell job
+    -- would be); returns the launcher's pid (also the group's id), the server's url and its pid.
+    local function start_fake()
+      local statefile, out = tmpfile(), tmpfile()
+      write(statefile, cjson.encode(state()))
       local pidfile = tmpfile()
       os.execute(string.format("setsid sh -c 'echo $$ > %s; exec %s %s fake --state %s --port 0 --key %s'"
                                .. " > %s 2>&1 < /dev/null &", pidfile, LUA, quote(BIN), quote(statefile), KEY, out))
@@ -726,9 +707,7 @@ describe("atladmin command", function()
     end
 
     it("runs the fake server that the other commands can use", function()
-      local statefile, out = tmpfile(), tmpfile()
-      write(statefile, cjson.encode(state()))
-      local pid, url, server = start_fake(statefile, out)
+      local pid, url, server = start_fake()
       local ok, err = pcall(function()
         assert.is_string(url)
         assert.is_number(server)
@@ -781,9 +760,7 @@ describe("atladmin command", function()
     end)
 
     it("stops the server when the command itself is killed", function()
-      local statefile, out = tmpfile(), tmpfile()
-      write(statefile, cjson.encode(state()))
-      local pid, url, server = start_fake(statefile, out)
+      local pid, url, server = start_fake()
       local ok, err = pcall(function()
         assert.is_string(url)
         assert.is_number(server)

@@ -32,7 +32,8 @@ local function state()
 end
 
 describe("atladmin client", function()
-  local fake, client
+  local fake = Fake.fixture { key = KEY, state = state }
+  local client
 
   local function new(opts)
     opts = opts or {}
@@ -41,16 +42,7 @@ describe("atladmin client", function()
     return atladmin.new(o)
   end
 
-  setup(function()
-    fake = Fake.start { key = KEY, state = state() }
-  end)
-
-  teardown(function()
-    if fake then fake:stop() end
-  end)
-
   before_each(function()
-    fake:reset(state())
     client = new()
   end)
 

@@ -16,21 +16,20 @@ local function numtype(x)
 end
 
 describe("on " .. (jit and jit.version or _VERSION), function()
-  local fake, client
+  local fake = Fake.fixture { key = KEY, lazy = true, reset = false, state = { accounts = {
+    [ACCOUNT] = { tokens = {
+      { id = "987654321", label = "42", createdAt = "2024-01-01T00:00:00.000Z",
+        uses = 42, ratio = 0.5, negative = -7, big = 4294967296, zero = 0, huge = 1e20 },
+    } },
+  } } }
+  local client
 
   lazy_setup(function()
-    fake = Fake.start { key = KEY, state = { accounts = {
-      [ACCOUNT] = { tokens = {
-        { id = "987654321", label = "42", createdAt = "2024-01-01T00:00:00.000Z",
-          uses = 42, ratio = 0.5, negative = -7, big = 4294967296, zero = 0, huge = 1e20 },
-      } },
-    } } }
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
   end)
 
   lazy_teardown(function()
     if client then client:close() end
-    if fake then fake:stop() end
   end)
 
   it("decodes whole numbers as integers where Lua has them, fractions as floats", function()

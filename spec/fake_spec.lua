@@ -143,19 +143,7 @@ local function count_keys(t)
 end
 
 describe("atladmin-fake", function()
-  local fake
-
-  setup(function()
-    fake = Fake.start { key = KEY, state = state(), page_size = 2 }
-  end)
-
-  teardown(function()
-    if fake then fake:stop() end
-  end)
-
-  before_each(function()
-    fake:reset(state())
-  end)
+  local fake = Fake.fixture { key = KEY, state = state, page_size = 2 }
 
   describe("auth", function()
     it("answers 401 without a bearer key or with the wrong one", function()

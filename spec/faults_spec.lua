@@ -48,27 +48,13 @@ local function is_error(v, err, kind)
 end
 
 describe("faults", function()
-  local fake
+  local fake = Fake.fixture { key = KEY, state = state }
 
   local function new(opts)
     local o = { token = KEY, base_url = fake.url, retries = 0, timeout = 5, backoff_base = 0.01 }
     for k, v in pairs(opts or {}) do o[k] = v end
     return atladmin.new(o)
   end
-
-  setup(function()
-    fake = Fake.start { key = KEY, state = state() }
-  end)
-
-  teardown(function()
-    if fake then fake:stop() end
-  end)
-
-  before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
-  end)
 
   local function still_listed(id)
     local c = new()

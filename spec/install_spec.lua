@@ -15,19 +15,18 @@ local TOP = os.getenv("ATLADMIN_TOP") or "."
 local PREFIX = "/opt/atladmin"
 
 describe("make install", function()
-  local fake, dir
+  local fake = Fake.fixture { key = KEY, lazy = true, reset = false, state = { accounts = {
+    [ALICE] = { tokens = { { id = "asp_inst", label = "i", createdAt = "2024-01-01T00:00:00.000Z",
+                             uses = 3 } } },
+  } } }
+  local dir
 
   lazy_setup(function()
-    fake = Fake.start { key = KEY, state = { accounts = {
-      [ALICE] = { tokens = { { id = "asp_inst", label = "i", createdAt = "2024-01-01T00:00:00.000Z",
-                               uses = 3 } } },
-    } } }
     dir = sh.tmpdir("install")
   end)
 
   lazy_teardown(function()
     sh.rmdir(dir)
-    if fake then fake:stop() end
   end)
 
   local function install(lua)
@@ -39,9 +38,7 @@ describe("make install", function()
   end
 
   local function probe(interp, v, root)
-    local out, code = sh.run(("cd / && %s %s %s %s %s %s"):format(
-      sh.only_tree_env(v, root .. "/share/lua/" .. v, root .. "/lib/lua/" .. v), interp,
-      sh.quote(TOP .. "/spec/support/probe.lua"), sh.quote(fake.url), KEY, sh.quote(ALICE)))
+    local out, code = sh.probe(interp, v, root, fake.url, KEY, ALICE)
     assert.equal(0, code, out)
     assert.matches("token\tasp_inst\t" .. (v == "5.1" and "number" or "integer") .. "\n", out, 1, true)
     assert.matches("done\n$", out)

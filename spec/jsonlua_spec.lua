@@ -15,16 +15,15 @@ local math_type = math.type or function() return nil end
 local INTEGERS = math.type ~= nil
 
 describe("token list decoding", function()
-  local fake, c
+  local fake = Fake.fixture { key = KEY, reset = false, state = { accounts = { [ALICE] = { tokens = {} } } } }
+  local c
 
   setup(function()
-    fake = Fake.start { key = KEY, state = { accounts = { [ALICE] = { tokens = {} } } } }
     c = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
   end)
 
   teardown(function()
     if c then c:close() end
-    if fake then fake:stop() end
   end)
 
   before_each(function()

@@ -23,21 +23,19 @@ local CLEAN_ENV = "env -u LUA_PATH -u LUA_CPATH -u LUA_PATH_5_4 -u LUA_CPATH_5_4
   .. " -u ASAN_OPTIONS -u LSAN_OPTIONS -u UBSAN_OPTIONS -u LD_PRELOAD"
   .. " http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost"
 
-local PROBE = TOP .. "/spec/support/probe.lua"
-
 describe("LuaRocks", function()
   if not sh.have("luarocks") then
     it("needs luarocks", function() pending("luarocks is not installed (Debian: luarocks)") end)
     return
   end
 
-  local fake, dir, src
+  local fake = Fake.fixture { key = KEY, lazy = true, reset = false, state = { accounts = {
+    [ALICE] = { tokens = { { id = "asp_rock", label = "rock", createdAt = "2024-01-01T00:00:00.000Z",
+                             uses = 7 } } },
+  } } }
+  local dir, src
 
   lazy_setup(function()
-    fake = Fake.start { key = KEY, state = { accounts = {
-      [ALICE] = { tokens = { { id = "asp_rock", label = "rock", createdAt = "2024-01-01T00:00:00.000Z",
-                               uses = 7 } } },
-    } } }
     dir = sh.tmpdir("rocks")
     src = dir .. "/src"
     -- the checkout as LuaRocks would get it: no build products, no VCS data
@@ -49,7 +47,6 @@ describe("LuaRocks", function()
 
   lazy_teardown(function()
     sh.rmdir(dir)
-    if fake then fake:stop() end
   end)
 
   local function make_rock(v)
@@ -63,10 +60,7 @@ describe("LuaRocks", function()
 
   -- lua: interpreter, v: tree's Lua version; path variables name only the tree
   local function probe(lua, v, tree)
-    local cmd = ("cd / && %s %s %s %s %s %s"):format(
-      sh.only_tree_env(v, tree .. "/share/lua/" .. v, tree .. "/lib/lua/" .. v), lua,
-      sh.quote(PROBE), sh.quote(fake.url), KEY, sh.quote(ALICE))
-    local out, code = sh.run(cmd)
+    local out, code = sh.probe(lua, v, tree, fake.url, KEY, ALICE)
     assert.equal(0, code, out)
     assert.matches("version\t%d+%.%d+", out)
     assert.matches("token\tasp_rock\t" .. (v == "5.1" and "number" or "integer") .. "\n", out, 1, true)

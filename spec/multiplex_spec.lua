@@ -2,24 +2,11 @@
 -- stream on one shared connection; with HTTP/1.1 the batch opens at most `concurrency`
 -- connections and reuses them. nginx answers each request with its connection number.
 local atladmin = require "atladmin"
-local socket = require "socket"
+local shell = require "spec.support.shell"
 
 local function sh(cmd) return os.execute(cmd) end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local read, free_port = shell.read, shell.free_port
 
 describe("queue connections", function()
   local dir, h1, h2
@@ -59,14 +46,7 @@ http {
     f:write(conf)
     f:close()
     sh("nginx -p '" .. dir .. "' -c '" .. dir .. "/nginx.conf' -e '" .. dir .. "/logs/error.log' >/dev/null 2>&1 &")
-    for _ = 1, 200 do
-      local c = socket.connect("127.0.0.1", h2)
-      if c then
-        c:close()
-        break
-      end
-      socket.sleep(0.02)
-    end
+    shell.wait_port(h2, 4)
   end)
 
   teardown(function()

@@ -53,15 +53,10 @@ describe("Neovim, non-blocking listing", function()
     return
   end
 
-  local fake
+  local fake = Fake.fixture { key = KEY, sample = 40, latency_ms = 150, lazy = true, reset = false }
   local tmp = sh.tmpdir("nvim-async")
 
-  lazy_setup(function()
-    fake = Fake.start { key = KEY, sample = 40, latency_ms = 150 }
-  end)
-
   lazy_teardown(function()
-    if fake then fake:stop() end
     sh.rmdir(tmp)
   end)
 

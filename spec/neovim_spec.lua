@@ -104,15 +104,10 @@ describe("atladmin in Neovim (LuaJIT)", function()
     return
   end
 
-  local fake
+  local fake = Fake.fixture { key = KEY, state = state, lazy = true, reset = false }
   local tmp = sh.tmpdir("nvim")
 
-  lazy_setup(function()
-    fake = Fake.start { key = KEY, state = state() }
-  end)
-
   lazy_teardown(function()
-    if fake then fake:stop() end
     sh.rmdir(tmp)
   end)
 

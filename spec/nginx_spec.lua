@@ -47,6 +47,24 @@ local function request(method, url)
   return status, table.concat(chunks), headers
 end
 
+-- nginx with prefix dir, config dir/nginx.conf and error log errlog (a path): output, exit code
+local function run_nginx(dir, errlog, prefix, args)
+  return sh.run(("%s %s -p %s/ -c %s/nginx.conf -e %s %s"):format(prefix or "", NGINX,
+    sh.quote(dir), sh.quote(dir), sh.quote(errlog), args or ""))
+end
+
+-- After the master has forked: waits (up to 15 s) until a worker accepts on 127.0.0.1:port.
+-- errlog() gives nginx's error log for the failure message.
+local function await_listening(port, errlog)
+  if not sh.wait_port(port, 15) then assert(false, "nginx is not listening: " .. errlog()) end
+end
+
+-- Waits (up to 10 s) until process pid has gone.
+local function await_exit(pid)
+  local deadline = socket.gettime() + 10
+  while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do socket.sleep(0.05) end
+end
+
 describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
   if not available() then
     it("needs nginx with the Lua module", function()
@@ -55,15 +73,10 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
     return
   end
 
-  local fake
+  local fake = Fake.fixture { key = KEY, state = state, lazy = true, reset = false }
   local tmp = sh.tmpdir("nginx")
 
-  lazy_setup(function()
-    fake = Fake.start { key = KEY, state = state() }
-  end)
-
   lazy_teardown(function()
-    if fake then fake:stop() end
     sh.rmdir(tmp)
   end)
 
@@ -71,10 +84,7 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
     describe("loading atladmin from the " .. layout.name, function()
       local dir, port, base
 
-      local function nginx_cmd(prefix, args)
-        return sh.run(("%s %s -p %s/ -c %s/nginx.conf -e %s/error.log %s"):format(prefix or "", NGINX,
-          sh.quote(dir), sh.quote(dir), sh.quote(dir), args or ""))
-      end
+      local function nginx_cmd(prefix, args) return run_nginx(dir, dir .. "/error.log", prefix, args) end
       local function nginx(args) return nginx_cmd(nil, args) end
       local function errlog() return sh.read(dir .. "/error.log") or "" end
 
@@ -112,27 +122,14 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
 
         local out, code = nginx_cmd(("env ATLASSIAN_ADMIN_TOKEN=%s ATLADMIN_BASE_URL=%s"):format(KEY, fake.url))
         assert(code == 0, "nginx did not start: " .. out .. errlog())
-        -- the master has forked: wait until a worker answers
-        local deadline = socket.gettime() + 15
-        while true do
-          local c = socket.tcp()
-          c:settimeout(1)
-          local ok = c:connect("127.0.0.1", port)
-          c:close()
-          if ok then break end
-          assert(socket.gettime() < deadline, "nginx is not listening: " .. errlog())
-          socket.sleep(0.05)
-        end
+        await_listening(port, errlog)
       end)
 
       lazy_teardown(function()
         local pid = dir and tonumber(sh.read(dir .. "/nginx.pid") or "")
         if pid then
           nginx("-s stop")
-          local deadline = socket.gettime() + 10
-          while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do
-            socket.sleep(0.05)
-          end
+          await_exit(pid)
         end
       end)
 
@@ -192,8 +189,7 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
         local pid = assert(tonumber(sh.read(dir .. "/nginx.pid") or ""), "no pid file")
         local out, code = nginx("-s stop")
         assert.equal(0, code, out)
-        local deadline = socket.gettime() + 10
-        while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do socket.sleep(0.05) end
+        await_exit(pid)
         assert.is_nil(sh.read("/proc/" .. pid .. "/stat"), "nginx master still running")
         assert.not_matches("%[emerg%]", errlog())
       end)
@@ -202,10 +198,7 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
       describe("with examples/nginx-resty.conf (atladmin.resty)", function()
         local rdir, rbase
 
-        local function rnginx(prefix, args)
-          return sh.run(("%s %s -p %s/ -c %s/nginx.conf -e %s/logs/error.log %s"):format(prefix or "", NGINX,
-            sh.quote(rdir), sh.quote(rdir), sh.quote(rdir), args or ""))
-        end
+        local function rnginx(prefix, args) return run_nginx(rdir, rdir .. "/logs/error.log", prefix, args) end
         local function rerrlog() return sh.read(rdir .. "/logs/error.log") or "" end
 
         lazy_setup(function()
@@ -228,26 +221,14 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
           sh.write(rdir .. "/nginx.conf", conf)
           local out, code = rnginx(("env ATLASSIAN_ADMIN_TOKEN=%s ATLADMIN_BASE_URL=%s"):format(KEY, fake.url))
           assert(code == 0, "nginx did not start: " .. out .. rerrlog())
-          local deadline = socket.gettime() + 15
-          while true do
-            local c = socket.tcp()
-            c:settimeout(1)
-            local ok = c:connect("127.0.0.1", rport)
-            c:close()
-            if ok then break end
-            assert(socket.gettime() < deadline, "nginx is not listening: " .. rerrlog())
-            socket.sleep(0.05)
-          end
+          await_listening(rport, rerrlog)
         end)
 
         lazy_teardown(function()
           local pid = rdir and tonumber(sh.read(rdir .. "/logs/nginx.pid") or "")
           if pid then
             rnginx(nil, "-s stop")
-            local deadline = socket.gettime() + 10
-            while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do
-              socket.sleep(0.05)
-            end
+            await_exit(pid)
           end
         end)
 
@@ -273,8 +254,7 @@ describe("atladmin in nginx (ngx_lua, LuaJIT)", function()
           local pid = assert(tonumber(sh.read(rdir .. "/logs/nginx.pid") or ""), "no pid file")
           local out, code = rnginx(nil, "-s stop")
           assert.equal(0, code, out)
-          local deadline = socket.gettime() + 10
-          while sh.read("/proc/" .. pid .. "/stat") and socket.gettime() < deadline do socket.sleep(0.05) end
+          await_exit(pid)
           assert.is_nil(sh.read("/proc/" .. pid .. "/stat"), "nginx master still running")
           assert.not_matches("%[emerg%]", rerrlog())
           assert.not_matches("%[error%]", rerrlog())

@@ -29,18 +29,10 @@ local function state()
 end
 
 describe("organization iterators", function()
-  local fake, client
-
-  setup(function()
-    fake = Fake.start { key = KEY, state = state(), page_size = 3 }
-  end)
-
-  teardown(function()
-    if fake then fake:stop() end
-  end)
+  local fake = Fake.fixture { key = KEY, state = state, page_size = 3 }
+  local client
 
   before_each(function()
-    fake:reset(state())
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
   end)
 

@@ -30,22 +30,15 @@ local function drain(q)
 end
 
 describe("queue", function()
-  local fake, client
+  local fake = Fake.fixture { key = KEY, state = state }
+  local client
 
   setup(function()
-    fake = Fake.start { key = KEY, state = state() }
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 1, backoff_base = 0.01, timeout = 10 }
   end)
 
   teardown(function()
     client:close()
-    fake:stop()
-  end)
-
-  before_each(function()
-    fake:clear_faults()
-    fake:clear_requests()
-    fake:set_state(state())
   end)
 
   it("gives each request an id and reports the same results as the blocking calls", function()

@@ -6,6 +6,7 @@ local socket = require "socket"
 local http = require "socket.http"
 local cjson = require "cjson"
 local shape = require "spec.support.result_shape"
+local shell = require "spec.support.shell"
 
 local KEY = "spec-resty-key"
 local TOP = os.getenv("ATLADMIN_TOP") or "."
@@ -26,20 +27,7 @@ end
 
 local function sh(cmd) return os.execute(cmd) end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local read, free_port = shell.read, shell.free_port
 
 local function escape(s)
   return (s:gsub("[^%w%-_.~]", function(c) return string.format("%%%02X", c:byte()) end))

@@ -35,27 +35,13 @@ local function child_prelude()
 end
 
 describe("security", function()
-  local fake
+  local fake = Fake.fixture { key = KEY, state = state }
 
   local function new(opts)
     local o = { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
     for k, v in pairs(opts or {}) do o[k] = v end
     return atladmin.new(o)
   end
-
-  setup(function()
-    fake = Fake.start { key = KEY, state = state() }
-  end)
-
-  teardown(function()
-    if fake then fake:stop() end
-  end)
-
-  before_each(function()
-    fake:set_state(state())
-    fake:clear_faults()
-    fake:clear_requests()
-  end)
 
   describe("base_url", function()
     local refused = {

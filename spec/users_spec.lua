@@ -26,18 +26,10 @@ local function state()
 end
 
 describe("user management calls", function()
-  local fake, client
-
-  setup(function()
-    fake = Fake.start { key = KEY, state = state() }
-  end)
-
-  teardown(function()
-    if fake then fake:stop() end
-  end)
+  local fake = Fake.fixture { key = KEY, state = state }
+  local client
 
   before_each(function()
-    fake:reset(state())
     client = atladmin.new { token = KEY, base_url = fake.url, retries = 0, timeout = 5 }
   end)
 

@@ -2,20 +2,15 @@
 -- optionally behind a prefix such as `unshare -rn` or `env http_proxy=...`, and returns
 -- what it printed and whether it exited 0. For what cannot be done inside this process:
 -- another network namespace, another environment, another view of the file system.
+local shell = require "spec.support.shell"
+
 local Child = {}
 
-local function quote(s)
-  return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'"
-end
+local quote = shell.quote
 Child.quote = quote
 
-local function ok_of(a, _, c)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
-
 function Child.works(prefix)
-  return ok_of(os.execute(prefix .. " true >/dev/null 2>&1"))
+  return shell.execute(prefix .. " true >/dev/null 2>&1")
 end
 
 -- prefix: shell words put before the interpreter; code: the chunk.

@@ -7,12 +7,18 @@
 --   fake:requests([filter]), fake:clear_requests(), fake:fault{...}, fake:clear_faults(),
 --   fake:set_state(t), fake:state(), fake:reset(t), fake:log(), fake:stop()
 --
+--   local fake = Fake.fixture { key = "k", state = function() return {...} end, page_size = 2 }
+--   the busted hooks most specs repeat: setup starts the server, teardown stops it, and
+--   before_each resets it (fake:reset) to a fresh state(). `fake` stands in for the server.
+--   lazy = true: lazy_setup/lazy_teardown; reset = false: no before_each.
+--
 -- The server runs with --exit-on-stdin-eof on a pipe this process holds, so it also ends when
 -- the Lua process does, even if a spec never calls stop().
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
 local cjson = require "cjson"
+local shell = require "spec.support.shell"
 
 local Fake = {}
 Fake.__index = Fake
@@ -27,30 +33,7 @@ local OPTIONS = {
 
 local running = {} -- every server started and not yet stopped
 
-local function quote(s)
-  return "'" .. (tostring(s):gsub("'", "'\\''")) .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
--- os.execute returns a number on 5.1/LuaJIT and true/nil plus details on 5.2+
-local function run(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
+local quote, read_file, write_file, run = shell.quote, shell.read, shell.write, shell.execute
 
 local function alive(pid)
   local stat = read_file("/proc/" .. pid .. "/stat")
@@ -259,6 +242,63 @@ function Fake:stop()
   end
   self.final_log = read_file(self.files.log)
   for _, f in pairs(self.files) do os.remove(f) end
+end
+
+-- Fake.fixture(opts): registers busted hooks in the describe block it is called from. setup
+-- starts a server with opts (Fake.start's options; a function opts.state is called for a fresh
+-- state each time); teardown stops the server; before_each resets it to a fresh opts.state()
+-- (state set, faults and requests cleared). Two more options: lazy = true registers
+-- lazy_setup/lazy_teardown instead (the server starts only if a test of the block runs);
+-- reset = false registers no before_each. Returns a stand-in usable before setup has run:
+-- indexing it reads the running server's fields, and its methods act on that server.
+local FIXTURE_ONLY = { lazy = true, reset = true }
+
+function Fake.fixture(opts)
+  if type(opts) ~= "table" then error("Fake.fixture: opts must be a table", 2) end
+  local reset = opts.reset ~= false
+  if reset and type(opts.state) ~= "function" then
+    error("Fake.fixture: opts.state must be a function returning a state table (or reset = false)", 2)
+  end
+  local function state()
+    if type(opts.state) == "function" then return opts.state() end
+    return opts.state
+  end
+  local busted = require "busted"
+  local setup, teardown = busted.setup, busted.teardown
+  if opts.lazy then setup, teardown = busted.lazy_setup, busted.lazy_teardown end
+  local server, stand_in
+  local function current()
+    if not server then error("Fake.fixture: the server is not running (used outside the tests?)", 3) end
+    return server
+  end
+  stand_in = setmetatable({}, {
+    __index = function(_, k)
+      local v = current()[k]
+      if type(v) ~= "function" then return v end
+      return function(self, ...)
+        if self == stand_in then self = server end
+        return v(self, ...)
+      end
+    end,
+    __newindex = function(_, k, v) current()[k] = v end,
+  })
+  setup(function()
+    local start = {}
+    for k, v in pairs(opts) do
+      if not FIXTURE_ONLY[k] then start[k] = v end
+    end
+    start.state = state()
+    server = Fake.start(start)
+  end)
+  teardown(function()
+    if server then server:stop() end
+  end)
+  if reset then
+    busted.before_each(function()
+      server:reset(state())
+    end)
+  end
+  return stand_in
 end
 
 -- Stops every server this process started and has not stopped yet.

@@ -1,11 +1,11 @@
 -- Test certificates made at test time with the openssl command (nothing secret is committed):
 -- a CA and a server certificate it signs, for 127.0.0.1 (or another name when asked).
+local shell = require "spec.support.shell"
+
 local TLS = {}
 
 local function sh(cmd)
-  local a, _, c = os.execute(cmd .. " >/dev/null 2>&1")
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
+  return shell.execute(cmd .. " >/dev/null 2>&1")
 end
 
 function TLS.available()
