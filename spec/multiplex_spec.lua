@@ -4,7 +4,7 @@
 local atladmin = require "atladmin"
 local shell = require "spec.support.shell"
 
-local function sh(cmd) return os.execute(cmd) end
+local sh = shell.execute
 
 local read, free_port = shell.read, shell.free_port
 
@@ -14,9 +14,9 @@ describe("queue connections", function()
   setup(function()
     dir = os.tmpname()
     os.remove(dir)
-    sh("mkdir -p '" .. dir .. "/logs'")
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 " ..
-       "-keyout '" .. dir .. "/key.pem' -out '" .. dir .. "/cert.pem' >/dev/null 2>&1")
+    assert(sh("mkdir -p '" .. dir .. "/logs'"))
+    assert(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
+       "-addext subjectAltName=IP:127.0.0.1 -keyout '" .. dir .. "/key.pem' -out '" .. dir .. "/cert.pem' >/dev/null 2>&1"))
     h1, h2 = free_port(), free_port()
     local conf = ([[
 daemon off;

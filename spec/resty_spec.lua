@@ -25,7 +25,7 @@ local function state()
   return { accounts = accounts }
 end
 
-local function sh(cmd) return os.execute(cmd) end
+local sh = shell.execute
 
 local read, free_port = shell.read, shell.free_port
 
