@@ -16,7 +16,8 @@ describe("queue connections", function()
     os.remove(dir)
     assert(sh("mkdir -p '" .. dir .. "/logs'"))
     assert(sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 " ..
-       "-addext subjectAltName=IP:127.0.0.1 -keyout '" .. dir .. "/key.pem' -out '" .. dir .. "/cert.pem' >/dev/null 2>&1"))
+       "-addext subjectAltName=IP:127.0.0.1 -keyout '" .. dir .. "/key.pem' -out '" .. dir ..
+       "/cert.pem' >/dev/null 2>&1"))
     h1, h2 = free_port(), free_port()
     local conf = ([[
 daemon off;
