@@ -133,8 +133,10 @@ exit $rc
   end)
 
   for _, v in ipairs { "5.4", "5.1" } do
-    it("luarocks test --lua-version=" .. v .. " runs the suite offline", function()
-      local out, code = sh.run(("cd %s && %s luarocks --lua-version=%s test %s"):format(
+    -- one spec file through `luarocks test` proves the build-and-run path; the whole suite
+    -- already runs under every Lua in this same `make test`
+    it("luarocks test --lua-version=" .. v .. " builds and runs specs offline", function()
+      local out, code = sh.run(("cd %s && %s luarocks --lua-version=%s test %s spec/client_spec.lua"):format(
         sh.quote(src), CLEAN_ENV, v, ROCKSPEC))
       assert.equal(0, code, out)
       assert.matches("busted under lua" .. v, out, 1, true)
