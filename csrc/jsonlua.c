@@ -164,6 +164,15 @@ static int literal(jp *j, const char *word, size_t n) {
 
 static int parse_value(jp *j, int depth);
 
+/* After an array item or object member: 0 when a ',' follows (another comes), 1 when the
+ * closing bracket does (consumed), -1 for anything else. */
+static int after_item(jp *j, char close) {
+  skip_ws(j);
+  if (j->p >= j->end) return -1;
+  if (*j->p == ',' || *j->p == close) return *j->p++ == close;
+  return -1;
+}
+
 static int parse_array(jp *j, int depth) {
   lua_State *L = j->L;
   int i = 0;
@@ -179,17 +188,11 @@ static int parse_array(jp *j, int depth) {
       j->shape = "a token is not a JSON object";
     if (!parse_value(j, depth + 1)) return 0;
     lua_rawseti(L, -2, ++i);
-    skip_ws(j);
-    if (j->p >= j->end) return fail(j, BAD_JSON);
-    if (*j->p == ',') {
-      j->p++;
-      continue;
+    switch (after_item(j, ']')) {
+    case 0: continue;
+    case 1: return 1;
+    default: return fail(j, BAD_JSON);
     }
-    if (*j->p == ']') {
-      j->p++;
-      return 1;
-    }
-    return fail(j, BAD_JSON);
   }
 }
 
@@ -217,17 +220,11 @@ static int parse_object(jp *j, int depth) {
       if (!parse_value(j, depth + 1)) return 0;
       lua_rawset(L, -3);
     }
-    skip_ws(j);
-    if (j->p >= j->end) return fail(j, BAD_JSON);
-    if (*j->p == ',') {
-      j->p++;
-      continue;
+    switch (after_item(j, '}')) {
+    case 0: continue;
+    case 1: return 1;
+    default: return fail(j, BAD_JSON);
     }
-    if (*j->p == '}') {
-      j->p++;
-      return 1;
-    }
-    return fail(j, BAD_JSON);
   }
 }
 
