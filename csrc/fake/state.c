@@ -45,40 +45,32 @@ int state_key_matches(const char *presented) {
   return ok;
 }
 
-/* Make parent[name] an array: absent -> [], {} (how lua-cjson writes an empty table) -> []. */
-static int want_array(cJSON *parent, const char *name, const char *where, char *err, size_t errsz) {
+/* Make parent[name] an array (array != 0) or an object: absent -> an empty one; an empty one
+ * of the other kind (lua-cjson writes an empty table as {}) -> an empty one of this kind. */
+static int want_kind(cJSON *parent, const char *name, int array, const char *where, char *err,
+                     size_t errsz) {
   cJSON *v = cJSON_GetObjectItemCaseSensitive(parent, name);
   if (!v) {
-    cJSON_AddItemToObject(parent, name, cJSON_CreateArray());
+    cJSON_AddItemToObject(parent, name, array ? cJSON_CreateArray() : cJSON_CreateObject());
     return 0;
   }
-  if (cJSON_IsObject(v) && v->child == NULL) {
-    cJSON_ReplaceItemInObjectCaseSensitive(parent, name, cJSON_CreateArray());
+  if ((array ? cJSON_IsObject(v) : cJSON_IsArray(v)) && v->child == NULL) {
+    cJSON_ReplaceItemInObjectCaseSensitive(parent, name, array ? cJSON_CreateArray() : cJSON_CreateObject());
     return 0;
   }
-  if (!cJSON_IsArray(v)) {
-    snprintf(err, errsz, "%s: \"%s\" must be an array", where, name);
+  if (array ? !cJSON_IsArray(v) : !cJSON_IsObject(v)) {
+    snprintf(err, errsz, "%s: \"%s\" must be an %s", where, name, array ? "array" : "object");
     return -1;
   }
   return 0;
 }
 
-static int want_object(cJSON *parent, const char *name, const char *where, char *err,
-                       size_t errsz) {
-  cJSON *v = cJSON_GetObjectItemCaseSensitive(parent, name);
-  if (!v) {
-    cJSON_AddItemToObject(parent, name, cJSON_CreateObject());
-    return 0;
-  }
-  if (cJSON_IsArray(v) && v->child == NULL) {
-    cJSON_ReplaceItemInObjectCaseSensitive(parent, name, cJSON_CreateObject());
-    return 0;
-  }
-  if (!cJSON_IsObject(v)) {
-    snprintf(err, errsz, "%s: \"%s\" must be an object", where, name);
-    return -1;
-  }
-  return 0;
+static int want_array(cJSON *parent, const char *name, const char *where, char *err, size_t errsz) {
+  return want_kind(parent, name, 1, where, err, errsz);
+}
+
+static int want_object(cJSON *parent, const char *name, const char *where, char *err, size_t errsz) {
+  return want_kind(parent, name, 0, where, err, errsz);
 }
 
 static void set_string(cJSON *obj, const char *name, const char *value) {
